@@ -1,0 +1,12 @@
+// Each CLI subcommand lives in its own cmd_<name>.cpp and registers itself on the app here.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace pidistill::cli {
+
+// Each adds a subcommand whose callback does the work; errors are thrown as pidistill::Error.
+void add_inspect_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+void add_denoise_command(CLI::App& app);
+
+}  // namespace pidistill::cli

@@ -1,0 +1,38 @@
+// Loading a network from any supported file (safetensors, torch.save zip) and saving a self-describing one.
+#pragma once
+#include "pidistill/io/safetensors.h"
+#include "pidistill/nets/unet.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace pidistill {
+
+struct LoadedNet {
+  std::shared_ptr<UNet> net;                    // weights loaded, eval mode, float32
+  NetConfig config;
+  std::string precond = "edm";                  // metadata "precond", default edm
+  std::map<std::string, std::string> metadata;  // everything else the file said (e.g. a PID student's constants)
+};
+
+// Strips a 'model.' substring from keys (as PID's loader does) and, when the network has no augment
+// mapping, drops 'map_augment' keys. The config comes from `config_override` if given, else from the
+// file's metadata "config"; a file without either is an Error asking for --config or --arch.
+// Missing or unexpected keys and shape mismatches throw Error naming the file and the key; nothing is
+// half-loaded.
+LoadedNet load_net(const std::string& path, const std::optional<NetConfig>& config_override = std::nullopt);
+
+// Copies `state` (names without 'model.') into `net`, strictly. `where` names the source in errors.
+void load_state_dict(UNet& net, const NamedTensors& state, const std::string& where);
+
+// The network's parameters and buffers under EDM's names, prefixed by 'model.' as EDMPrecond's state dict is.
+NamedTensors state_dict(const UNet& net);
+
+// Writes a self-describing safetensors file: tensors under 'model.' names, metadata "config" (the NetConfig
+// as JSON), "precond", plus `extra` metadata.
+void save_net(const std::string& path, const UNet& net, const std::string& precond,
+              const std::map<std::string, std::string>& extra = {});
+
+}  // namespace pidistill

@@ -1,0 +1,34 @@
+// Helpers shared by the tests: golden file paths, tensor comparison with a stated tolerance.
+#pragma once
+#include "pidistill/io/safetensors.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace pidistill::test {
+
+inline std::string golden(const std::string& name) { return std::string(PIDISTILL_GOLDEN_DIR) + "/" + name; }
+inline TensorFile load_golden(const std::string& name) { return read_safetensors(golden(name)); }
+
+// max|a - ref| / max|ref|, computed in float64.
+inline double rel_err(const at::Tensor& a, const at::Tensor& ref) {
+  auto r = ref.to(at::kDouble), x = a.to(at::kDouble);
+  double scale = r.abs().max().item<double>();
+  double diff = (x - r).abs().max().item<double>();
+  return scale > 0 ? diff / scale : diff;
+}
+
+// Asserts rel_err <= tol and prints the worst error either way, so a passing run still reports its margin.
+#define EXPECT_CLOSE(a, ref, tol)                                                           \
+  do {                                                                                      \
+    auto _a = (a);                                                                          \
+    auto _r = (ref);                                                                        \
+    ASSERT_EQ(_a.sizes(), _r.sizes()) << #a;                                                \
+    double _e = ::pidistill::test::rel_err(_a, _r);                                         \
+    std::cout << "[ rel err ] " << #a << ": " << _e << " (tol " << (tol) << ")\n";          \
+    EXPECT_LE(_e, (tol)) << #a << " vs " << #ref;                                           \
+  } while (0)
+
+}  // namespace pidistill::test
