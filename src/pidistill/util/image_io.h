@@ -14,5 +14,7 @@ void write_png_grid(const std::string& path, const at::Tensor& images, int cols 
 
 // Reads a PNG or JPEG into [H, W, C] uint8; Error naming the file when unreadable.
 at::Tensor read_image(const std::string& path);
+// The same from bytes already in memory (e.g. a zip entry); `name` is used in error messages only.
+at::Tensor decode_image(const std::string& bytes, const std::string& name);
 
 }  // namespace pidistill

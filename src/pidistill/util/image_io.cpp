@@ -1,0 +1,90 @@
+// PNG/JPEG in and out through stb (the one translation unit holding its implementation), EDM's uint8 mapping.
+#include "pidistill/util/image_io.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
+
+// Why static: another library (or Debian's libstb) may carry its own stb copy; static keeps the symbols ours.
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#include <stb_image.h>
+#include <stb_image_write.h>
+#pragma GCC diagnostic pop
+
+namespace pidistill {
+
+namespace {
+
+void append_to_string(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data), size_t(size));
+}
+
+}  // namespace
+
+at::Tensor to_uint8(const at::Tensor& images) {
+  if (images.dim() != 4 || (images.size(1) != 1 && images.size(1) != 3)) {
+    std::ostringstream shape;
+    shape << images.sizes();
+    fail("to_uint8", "expected images [B, C, H, W] with C = 1 or 3, got shape " + shape.str());
+  }
+  // Exactly EDM's generate.py: the +128 (not 127.5) with truncation rounds to nearest.
+  auto x = images.detach().to(at::kCPU);  // [B, C, H, W]
+  if (!at::isFloatingType(x.scalar_type())) x = x.to(at::kFloat);
+  return (x * 127.5 + 128).clamp(0, 255).to(at::kByte).permute({0, 2, 3, 1}).contiguous();  // [B, H, W, C]
+}
+
+void write_png(const std::string& path, const at::Tensor& image_hwc_uint8) {
+  const auto& img = image_hwc_uint8;
+  if (img.scalar_type() != at::kByte || img.dim() != 3 || img.size(2) < 1 || img.size(2) > 4)
+    fail(path, "write_png expects a uint8 image [H, W, C] with C in 1..4 (hint: use to_uint8 first)");
+  auto data = img.to(at::kCPU).contiguous();  // [H, W, C]
+  int h = int(data.size(0)), w = int(data.size(1)), c = int(data.size(2));
+  std::string bytes;
+  if (!stbi_write_png_to_func(append_to_string, &bytes, w, h, c, data.data_ptr<uint8_t>(), w * c))
+    fail(path, "PNG encoding failed");
+  write_file_atomic(path, bytes);  // PATH.tmp then rename: no half-written PNG
+}
+
+void write_png_grid(const std::string& path, const at::Tensor& images, int cols) {
+  auto u8 = to_uint8(images);  // [B, H, W, C]
+  int64_t n = u8.size(0), h = u8.size(1), w = u8.size(2), c = u8.size(3);
+  if (n == 0) fail(path, "write_png_grid got an empty batch");
+  int64_t gw = cols > 0 ? cols : int64_t(std::ceil(std::sqrt(double(n))));
+  int64_t gh = (n + gw - 1) / gw;
+  // Empty cells at the end stay black.
+  auto padded = at::zeros({gh * gw, h, w, c}, u8.options());
+  padded.narrow(0, 0, n).copy_(u8);
+  auto grid = padded.view({gh, gw, h, w, c}).permute({0, 2, 1, 3, 4}).reshape({gh * h, gw * w, c});  // [gh*H, gw*W, C]
+  write_png(path, grid);
+}
+
+at::Tensor decode_image(const std::string& bytes, const std::string& name) {
+  auto buf = reinterpret_cast<const stbi_uc*>(bytes.data());
+  int len = int(bytes.size()), w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(buf, len, &w, &h, &comp))
+    fail(name, std::string("not a readable PNG/JPEG image (") + stbi_failure_reason() + ")");
+  // Alpha is dropped: the networks see gray (1) or RGB (3) channels.
+  int want = comp == 2 ? 1 : comp == 4 ? 3 : comp;
+  stbi_uc* pixels = stbi_load_from_memory(buf, len, &w, &h, &comp, want);
+  if (!pixels) fail(name, std::string("cannot decode the image (") + stbi_failure_reason() + ")");
+  auto out = at::empty({h, w, want}, at::kByte);  // [H, W, C]
+  std::memcpy(out.data_ptr<uint8_t>(), pixels, size_t(h) * w * want);
+  stbi_image_free(pixels);
+  return out;
+}
+
+at::Tensor read_image(const std::string& path) { return decode_image(read_file(path), path); }
+
+}  // namespace pidistill

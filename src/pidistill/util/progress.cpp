@@ -1,0 +1,94 @@
+// Progress: a redrawn bar on a terminal, one plain line every ~10 s when stderr is a file or pipe (logs stay short).
+#include "pidistill/util/progress.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <utility>
+
+namespace pidistill {
+
+namespace {
+
+constexpr double kTtyInterval = 0.1;   // seconds between redraws on a terminal
+constexpr double kPlainInterval = 10;  // seconds between lines in a log file
+constexpr int kBarWidth = 24;
+
+double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// 75 -> "01:15", 3725 -> "1:02:05"; negative or absurd values (no rate yet) -> "?".
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0 || s > 1e8) return "?";
+  long t = std::lround(s);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+}  // namespace
+
+Progress::Progress(std::string label, int64_t total, std::string unit, bool enabled)
+    : label_(std::move(label)), unit_(std::move(unit)), total_(total), enabled_(enabled),
+      tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+
+Progress::~Progress() {
+  if (!finished_) finish();
+}
+
+void Progress::update(int64_t done, const std::string& extra) {
+  if (!enabled_ || finished_) return;
+  auto now = std::chrono::steady_clock::now();
+  // Why: the rate counts only work done in this run, so a resumed run does not report the resumed steps as instant.
+  if (start_done_ < 0) {
+    start_done_ = done;
+    start_ = now;
+  }
+  last_done_ = done;
+  double since = seconds(now - last_print_);
+  bool at_end = total_ > 0 && done >= total_;
+  if (since < (tty_ ? kTtyInterval : kPlainInterval) && !at_end) return;
+  last_print_ = now;
+
+  double elapsed = seconds(now - start_);
+  double rate = elapsed > 0 ? double(done - start_done_) / elapsed : 0;
+  std::string line = label_ + " ";
+  if (total_ > 0) {
+    double frac = std::min(1.0, std::max(0.0, double(done) / double(total_)));
+    if (tty_) {
+      int filled = int(frac * kBarWidth);
+      line += "|" + std::string(filled, '#') + std::string(kBarWidth - filled, '.') + "| ";
+    }
+    char pct[16];
+    std::snprintf(pct, sizeof pct, "%3d%% ", int(frac * 100));
+    line += pct;
+  }
+  line += std::to_string(done);
+  if (total_ > 0) line += "/" + std::to_string(total_);
+  char rate_text[64];
+  std::snprintf(rate_text, sizeof rate_text, " %.3g %s/s", rate, unit_.c_str());
+  line += rate_text;
+  line += " elapsed " + format_duration(seconds(now - start_));
+  if (total_ > 0 && rate > 0) line += " ETA " + format_duration(double(total_ - done) / rate);
+  if (!extra.empty()) line += " " + extra;
+  if (tty_)
+    std::fprintf(stderr, "\r%s\x1b[K", line.c_str());  // redraw in place, clearing leftovers of a longer line
+  else
+    std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+void Progress::finish(const std::string& extra) {
+  if (enabled_ && !finished_ && (start_done_ >= 0 || !extra.empty())) {
+    last_print_ = std::chrono::steady_clock::time_point{};  // force the final state out
+    update(start_done_ >= 0 ? last_done_ : 0, extra);
+    if (tty_) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+  finished_ = true;
+}
+
+}  // namespace pidistill

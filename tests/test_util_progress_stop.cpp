@@ -1,0 +1,80 @@
+// Progress output (captured stderr, which is not a terminal here) and the stop flag set by signals.
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "pidistill/util/progress.h"
+#include "pidistill/util/stop_signal.h"
+
+using namespace pidistill;
+
+TEST(Progress, PlainFinalLineHasCountsAndRate) {
+  testing::internal::CaptureStderr();
+  {
+    Progress p("sampling", 10, "img");
+    p.update(3);
+    p.update(10, "loss 0.5");
+  }
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("sampling"), std::string::npos) << out;
+  EXPECT_NE(out.find("10/10"), std::string::npos) << out;
+  EXPECT_NE(out.find("img/s"), std::string::npos) << out;
+  EXPECT_NE(out.find("loss 0.5"), std::string::npos) << out;
+  EXPECT_EQ(out.find("3/10"), std::string::npos) << "plain output must not print every update: " << out;
+}
+
+TEST(Progress, FinishReportsLastCountOnce) {
+  testing::internal::CaptureStderr();
+  {
+    Progress p("train", 100, "step");
+    p.update(40);
+    p.finish("stopped");
+  }  // the destructor must not print a second line
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("40/100"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped"), std::string::npos) << out;
+  EXPECT_EQ(out.find("train", out.find("train") + 1), std::string::npos) << out;
+}
+
+TEST(Progress, DisabledPrintsNothing) {
+  testing::internal::CaptureStderr();
+  {
+    Progress p("rank1", 10, "img", /*enabled=*/false);
+    p.update(10);
+    p.finish("x");
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+}
+
+TEST(StopSignal, RequestStopSetsTheFlag) {
+  EXPECT_EXIT(
+      {
+        if (stop_requested()) std::_Exit(2);
+        request_stop();
+        std::_Exit(stop_requested() ? 0 : 3);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+TEST(StopSignal, SigtermSetsTheFlag) {
+  EXPECT_EXIT(
+      {
+        install_stop_handler();
+        std::raise(SIGTERM);
+        std::_Exit(stop_requested() ? 0 : 3);
+      },
+      testing::ExitedWithCode(0), "stop requested");
+}
+
+TEST(StopSignal, SecondSigintExitsWith130) {
+  EXPECT_EXIT(
+      {
+        install_stop_handler();
+        install_stop_handler();  // idempotent
+        std::raise(SIGINT);
+        if (!stop_requested()) std::_Exit(3);
+        std::raise(SIGINT);
+        std::_Exit(4);  // not reached
+      },
+      testing::ExitedWithCode(130), "interrupted twice");
+}
