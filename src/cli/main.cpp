@@ -1,22 +1,32 @@
 // pidistill: distil EDM diffusion models into one-step generators (Physics Informed Distillation).
 #include "cli/commands.h"
-#include "pidistill/util/error.h"
+#include "pidistill/util/threads.h"
 
 #include <iostream>
+#include <string>
+
+// Library errors may carry a backtrace after the first line (c10::Error does); the user needs the sentence.
+static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 int main(int argc, char** argv) {
   CLI::App app{"pidistill: one-step image generators from EDM diffusion models by Physics Informed Distillation"};
   app.require_subcommand(1);
+  app.fallthrough();  // so --threads may also follow the subcommand name
   app.set_version_flag("--version", "pidistill 0.1.0");
+  pidistill::set_threads();  // all cores (or OMP_NUM_THREADS) unless --threads says otherwise
+  app.add_option_function<int>("--threads", [](int n) { pidistill::set_threads(n); },
+                               "CPU threads for tensor work (default: OMP_NUM_THREADS, else all cores)");
   pidistill::cli::add_inspect_command(app);
   pidistill::cli::add_convert_command(app);
   pidistill::cli::add_denoise_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "error: " << first_line(e.what()) << " (see pidistill --help)\n";
+    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << first_line(e.what()) << "\n";
     return 1;
   }
   return 0;

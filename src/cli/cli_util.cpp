@@ -1,0 +1,89 @@
+#include "cli/cli_util.h"
+
+#include "pidistill/io/torch_pickle.h"
+#include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
+
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+namespace pidistill::cli {
+
+// Options a config can be overridden with; --resolution and --channels also size an --arch preset.
+static const char* const kOverrides[] = {"--resolution", "--channels", "--label-dim", "--augment-dim",
+                                         "--cbase",      "--cres",     "--dropout"};
+
+void add_net_options(CLI::App& cmd, NetOptions& o) {
+  o.cmd = &cmd;
+  cmd.add_option("--config", o.config, "Network config: JSON text or a JSON file, EDM keyword names");
+  cmd.add_option("--arch", o.arch, "EDM train.py preset: ddpmpp | ncsnpp | adm")
+      ->check(CLI::IsMember({"ddpmpp", "ncsnpp", "adm"}));
+  cmd.add_option("--resolution", o.resolution, "Image resolution")->capture_default_str();
+  cmd.add_option("--channels", o.channels, "Color channels")->capture_default_str();
+  cmd.add_option("--label-dim", o.label_dim, "Number of class labels, 0 = unconditional")->capture_default_str();
+  cmd.add_option("--augment-dim", o.augment_dim, "Augmentation label size, 0 = none")->capture_default_str();
+  cmd.add_option("--cbase", o.cbase, "Channel multiplier model_channels (default: the preset's)");
+  cmd.add_option("--cres", o.cres, "Channels per resolution channel_mult, e.g. 2,2,2 (default: the preset's)")
+      ->delimiter(',');
+  cmd.add_option("--dropout", o.dropout, "Dropout probability (default: the preset's)");
+}
+
+std::optional<NetConfig> resolve_net_config(const NetOptions& o) {
+  auto given = [&](const char* name) { return o.cmd->count(name) > 0; };
+  if (!o.config.empty() && !o.arch.empty()) fail("--config/--arch", "give one of them, not both");
+  if (o.config.empty() && o.arch.empty()) {
+    for (const char* name : kOverrides)
+      if (given(name)) fail(name, "needs --config or --arch to apply to");
+    return std::nullopt;
+  }
+  NetConfig config;
+  if (!o.arch.empty()) {
+    config = net_config_preset(o.arch, o.resolution, o.channels);
+  } else {
+    // Why: a JSON object starts with '{'; anything else is taken as the path of a file holding one.
+    const size_t first = o.config.find_first_not_of(" \t\n");
+    const bool inline_json = first != std::string::npos && o.config[first] == '{';
+    config = net_config_from_json(inline_json ? o.config : read_file(o.config));
+  }
+  if (given("--resolution")) config.img_resolution = o.resolution;
+  if (given("--channels")) config.img_channels = o.channels;
+  if (given("--label-dim")) config.label_dim = o.label_dim;
+  if (given("--augment-dim")) config.augment_dim = o.augment_dim;
+  if (given("--cbase")) config.model_channels = o.cbase;
+  if (given("--cres")) config.channel_mult = o.cres;
+  if (given("--dropout")) config.dropout = o.dropout;
+  validate(config);
+  return config;
+}
+
+TensorFile read_any_tensor_file(const std::string& path) {
+  if (is_zip_file(path)) return TensorFile{path, read_torch_checkpoint(path), {}};
+  return read_safetensors(path);
+}
+
+std::string dtype_name(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return "F32";
+    case at::kDouble: return "F64";
+    case at::kHalf: return "F16";
+    case at::kBFloat16: return "BF16";
+    case at::kLong: return "I64";
+    case at::kInt: return "I32";
+    case at::kShort: return "I16";
+    case at::kChar: return "I8";
+    case at::kByte: return "U8";
+    case at::kBool: return "BOOL";
+    default: return c10::toString(t.scalar_type());
+  }
+}
+
+std::string shape_string(const at::Tensor& t) {
+  std::ostringstream out;
+  out << "[";
+  for (int64_t d = 0; d < t.dim(); ++d) out << (d ? ", " : "") << t.size(d);
+  out << "]";
+  return out.str();
+}
+
+}  // namespace pidistill::cli
