@@ -21,7 +21,8 @@ void add_net_options(CLI::App& cmd, NetOptions& o) {
       ->check(CLI::IsMember({"ddpmpp", "ncsnpp", "adm"}));
   cmd.add_option("--resolution", o.resolution, "Image resolution")->capture_default_str();
   cmd.add_option("--channels", o.channels, "Color channels")->capture_default_str();
-  cmd.add_option("--label-dim", o.label_dim, "Number of class labels, 0 = unconditional")->capture_default_str();
+  cmd.add_option("--label-dim", o.label_dim, "Number of class labels, 0 = unconditional")
+      ->capture_default_str();
   cmd.add_option("--augment-dim", o.augment_dim, "Augmentation label size, 0 = none")->capture_default_str();
   cmd.add_option("--cbase", o.cbase, "Channel multiplier model_channels (default: the preset's)");
   cmd.add_option("--cres", o.cres, "Channels per resolution channel_mult, e.g. 2,2,2 (default: the preset's)")
@@ -64,17 +65,28 @@ TensorFile read_any_tensor_file(const std::string& path) {
 
 std::string dtype_name(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return "F32";
-    case at::kDouble: return "F64";
-    case at::kHalf: return "F16";
-    case at::kBFloat16: return "BF16";
-    case at::kLong: return "I64";
-    case at::kInt: return "I32";
-    case at::kShort: return "I16";
-    case at::kChar: return "I8";
-    case at::kByte: return "U8";
-    case at::kBool: return "BOOL";
-    default: return c10::toString(t.scalar_type());
+    case at::kFloat:
+      return "F32";
+    case at::kDouble:
+      return "F64";
+    case at::kHalf:
+      return "F16";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    case at::kShort:
+      return "I16";
+    case at::kChar:
+      return "I8";
+    case at::kByte:
+      return "U8";
+    case at::kBool:
+      return "BOOL";
+    default:
+      return c10::toString(t.scalar_type());
   }
 }
 

@@ -14,18 +14,18 @@ namespace pidistill::cli {
 // How a command learns a network's architecture when the weight file does not say it (e.g. a .pt state dict):
 // a full JSON config, or an EDM train.py preset with overrides.
 struct NetOptions {
-  std::string config;                // --config: JSON text or a path to a JSON file, EDM keyword names.
-  std::string arch;                  // --arch: ddpmpp | ncsnpp | adm (EDM train.py presets).
-  int resolution = 32;               // --resolution: image size (EDM takes it from the dataset; 32 = CIFAR-10).
-  int channels = 3;                  // --channels: color channels (3 = RGB).
-  int label_dim = 0;                 // --label-dim: number of classes, 0 = unconditional (EDM --cond).
-  int augment_dim = 0;               // --augment-dim: augmentation labels, 9 for EDM's released CIFAR-10 nets.
+  std::string config;   // --config: JSON text or a path to a JSON file, EDM keyword names.
+  std::string arch;     // --arch: ddpmpp | ncsnpp | adm (EDM train.py presets).
+  int resolution = 32;  // --resolution: image size (EDM takes it from the dataset; 32 = CIFAR-10).
+  int channels = 3;     // --channels: color channels (3 = RGB).
+  int label_dim = 0;    // --label-dim: number of classes, 0 = unconditional (EDM --cond).
+  int augment_dim = 0;  // --augment-dim: augmentation labels, 9 for EDM's released CIFAR-10 nets.
   // With --config, these four too replace the config's value only when given.
   // The options below replace the config's value only when given:
-  int cbase = 0;                     // --cbase: model_channels (EDM --cbase).
-  std::vector<int> cres;             // --cres: channel_mult, e.g. 2,2,2 (EDM --cres).
-  double dropout = 0;                // --dropout: dropout probability (EDM train.py trains with 0.13).
-  const CLI::App* cmd = nullptr;     // the command they were parsed by, to tell which were given
+  int cbase = 0;                  // --cbase: model_channels (EDM --cbase).
+  std::vector<int> cres;          // --cres: channel_mult, e.g. 2,2,2 (EDM --cres).
+  double dropout = 0;             // --dropout: dropout probability (EDM train.py trains with 0.13).
+  const CLI::App* cmd = nullptr;  // the command they were parsed by, to tell which were given
 };
 
 void add_net_options(CLI::App& cmd, NetOptions& options);

@@ -32,11 +32,13 @@ void run_convert(const ConvertOptions& o) {
 
 void add_convert_command(CLI::App& app) {
   auto o = std::make_shared<ConvertOptions>();
-  CLI::App* cmd = app.add_subcommand("convert", "Convert a checkpoint (.pt or .safetensors) into a self-describing "
-                                                "safetensors file (weights, config, precond)");
+  CLI::App* cmd = app.add_subcommand("convert",
+                                     "Convert a checkpoint (.pt or .safetensors) into a self-describing "
+                                     "safetensors file (weights, config, precond)");
   cmd->add_option("in", o->in, "Input checkpoint: .safetensors or torch.save (.pt) state dict")->required();
   cmd->add_option("out", o->out, "Output .safetensors file (written atomically)")->required();
-  cmd->add_option("--precond", o->precond, "Preconditioning to record: edm | vp | ve (default: the input's, else edm)");
+  cmd->add_option("--precond", o->precond,
+                  "Preconditioning to record: edm | vp | ve (default: the input's, else edm)");
   add_net_options(*cmd, o->net);
   cmd->callback([o] { run_convert(*o); });
 }

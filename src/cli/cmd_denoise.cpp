@@ -25,7 +25,8 @@ struct DenoiseOptions {
 };
 
 // The input tensor `name` in the compute dtype, or an undefined tensor when optional and absent.
-at::Tensor input(const TensorFile& file, const std::string& name, at::ScalarType dtype, bool required = true) {
+at::Tensor input(const TensorFile& file, const std::string& name, at::ScalarType dtype,
+                 bool required = true) {
   if (!required && !file.has(name)) return {};
   return file.get(name).to(dtype);
 }
@@ -43,7 +44,8 @@ void check_inputs(const TensorFile& file, const NetConfig& c, const std::string&
                         (c.label_dim ? "[N, " + std::to_string(c.label_dim) + "]" : "no class labels"));
   if (augment_labels.defined() &&
       (c.augment_dim == 0 || augment_labels.dim() != 2 || augment_labels.size(1) != c.augment_dim))
-    fail(file.path, "tensor 'augment_labels' has shape " + shape_string(augment_labels) + "; the network takes " +
+    fail(file.path, "tensor 'augment_labels' has shape " + shape_string(augment_labels) +
+                        "; the network takes " +
                         (c.augment_dim ? "[N, " + std::to_string(c.augment_dim) + "]" : "no augment labels"));
 }
 
@@ -54,8 +56,9 @@ void run_denoise(const DenoiseOptions& o) {
   const at::ScalarType dtype = o.f64 ? at::kDouble : at::kFloat;
   loaded.net->to(dtype);
   const TensorFile in = read_safetensors(o.in);
-  const at::Tensor class_labels = input(in, "class_labels", dtype, /*required=*/false);    // [N, label_dim]
-  const at::Tensor augment_labels = input(in, "augment_labels", dtype, /*required=*/false);  // [N, augment_dim]
+  const at::Tensor class_labels = input(in, "class_labels", dtype, /*required=*/false);  // [N, label_dim]
+  const at::Tensor augment_labels =
+      input(in, "augment_labels", dtype, /*required=*/false);  // [N, augment_dim]
 
   at::NoGradGuard no_grad;
   NamedTensors out;
@@ -71,8 +74,11 @@ void run_denoise(const DenoiseOptions& o) {
     Precond precond(loaded.net, precond_type);
     out.emplace_back("D", precond.forward(x, sigma, class_labels, augment_labels).D);
   }
-  write_safetensors(o.out, out, {{"net", o.net}, {"input", o.in}, {"precond", o.raw ? "none (raw F)" : precond_name},
-                                 {"dtype", o.f64 ? "F64" : "F32"}});
+  write_safetensors(o.out, out,
+                    {{"net", o.net},
+                     {"input", o.in},
+                     {"precond", o.raw ? "none (raw F)" : precond_name},
+                     {"dtype", o.f64 ? "F64" : "F32"}});
   std::cout << "wrote " << o.out << " (" << out[0].first << " " << shape_string(out[0].second) << ", "
             << (o.f64 ? "F64" : "F32") << ")\n";
 }
@@ -81,13 +87,17 @@ void run_denoise(const DenoiseOptions& o) {
 
 void add_denoise_command(CLI::App& app) {
   auto o = std::make_shared<DenoiseOptions>();
-  CLI::App* cmd = app.add_subcommand("denoise", "Evaluate D(x, sigma) (or the raw network with --raw) on tensors "
-                                                "from a safetensors file");
+  CLI::App* cmd = app.add_subcommand("denoise",
+                                     "Evaluate D(x, sigma) (or the raw network with --raw) on tensors "
+                                     "from a safetensors file");
   cmd->add_option("--net", o->net, "Network file (.safetensors or .pt)")->required();
-  cmd->add_option("--in", o->in, "Input .safetensors: x, sigma [, class_labels, augment_labels]; with --raw: "
-                                 "x_in, noise_labels [, class_labels, augment_labels]")->required();
+  cmd->add_option("--in", o->in,
+                  "Input .safetensors: x, sigma [, class_labels, augment_labels]; with --raw: "
+                  "x_in, noise_labels [, class_labels, augment_labels]")
+      ->required();
   cmd->add_option("--out", o->out, "Output .safetensors: D (or F with --raw)")->required();
-  cmd->add_option("--precond", o->precond, "Preconditioning: edm | vp | ve (default: the net file's, else edm)");
+  cmd->add_option("--precond", o->precond,
+                  "Preconditioning: edm | vp | ve (default: the net file's, else edm)");
   cmd->add_flag("--f64", o->f64, "Compute and write in float64 (default float32)");
   cmd->add_flag("--raw", o->raw, "Evaluate the raw network F(x_in, noise_labels) instead of D(x, sigma)");
   add_net_options(*cmd, o->arch);

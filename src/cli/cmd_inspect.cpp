@@ -19,7 +19,8 @@ struct InspectOptions {
 };
 
 void print_tensor_line(const std::pair<std::string, at::Tensor>& named) {
-  std::cout << "  " << named.first << " " << dtype_name(named.second) << " " << shape_string(named.second) << "\n";
+  std::cout << "  " << named.first << " " << dtype_name(named.second) << " " << shape_string(named.second)
+            << "\n";
 }
 
 void run_inspect(const InspectOptions& o) {
@@ -33,7 +34,8 @@ void run_inspect(const InspectOptions& o) {
     ++dtype_counts[dtype_name(tensor)];
   }
 
-  // The architecture: the user's options, else the file's own config; a file with neither is only a tensor list.
+  // The architecture: the user's options, else the file's own config; a file with neither is only a tensor
+  // list.
   std::optional<NetConfig> config = resolve_net_config(o.net);
   if (!config && file.metadata.count("config")) config = net_config_from_json(file.metadata.at("config"));
   if (config) {
@@ -74,7 +76,8 @@ void run_inspect(const InspectOptions& o) {
 
 void add_inspect_command(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
-  CLI::App* cmd = app.add_subcommand("inspect", "Show a weight file's architecture, parameter count, tensors, metadata");
+  CLI::App* cmd =
+      app.add_subcommand("inspect", "Show a weight file's architecture, parameter count, tensors, metadata");
   cmd->add_option("file", o->file, "A .safetensors file or a torch.save (.pt) checkpoint")->required();
   cmd->add_flag("--all", o->all, "List every tensor");
   add_net_options(*cmd, o->net);

@@ -9,13 +9,15 @@
 static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 int main(int argc, char** argv) {
-  CLI::App app{"pidistill: one-step image generators from EDM diffusion models by Physics Informed Distillation"};
+  CLI::App app{
+      "pidistill: one-step image generators from EDM diffusion models by Physics Informed Distillation"};
   app.require_subcommand(1);
   app.fallthrough();  // so --threads may also follow the subcommand name
   app.set_version_flag("--version", "pidistill 0.1.0");
   pidistill::set_threads();  // all cores (or OMP_NUM_THREADS) unless --threads says otherwise
-  app.add_option_function<int>("--threads", [](int n) { pidistill::set_threads(n); },
-                               "CPU threads for tensor work (default: OMP_NUM_THREADS, else all cores)");
+  app.add_option_function<int>(
+      "--threads", [](int n) { pidistill::set_threads(n); },
+      "CPU threads for tensor work (default: OMP_NUM_THREADS, else all cores)");
   pidistill::cli::add_inspect_command(app);
   pidistill::cli::add_convert_command(app);
   pidistill::cli::add_denoise_command(app);
