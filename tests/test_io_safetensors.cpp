@@ -51,6 +51,16 @@ void expect_bad_file(const std::string& name, const std::string& bytes, const st
   expect_error([&] { read_safetensors(path); }, {path, problem});
 }
 
+// Removes this run's temporary folders once all tests are done.
+struct TempCleanup : ::testing::Environment {
+  void TearDown() override {
+    const std::string prefix = "pidistill_test_io_" + std::to_string(::getpid()) + "_";
+    for (const auto& e : fs::directory_iterator(fs::temp_directory_path()))
+      if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove_all(e.path());
+  }
+};
+const auto* const cleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
+
 }  // namespace
 
 TEST(Safetensors, RoundTripEveryDtypeAndMetadata) {

@@ -1,0 +1,221 @@
+// torch.save zip reader: the golden .pt files against the golden safetensors, and one test per kind of bad file.
+#include "pidistill/io/torch_pickle.h"
+#include "pidistill/io/zip_archive.h"
+#include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
+#include "test_common.h"
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+namespace fs = std::filesystem;
+using namespace pidistill;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("pidistill_test_pickle_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return (dir / name).string();
+}
+
+template <class F>
+void expect_error(F f, std::initializer_list<std::string> parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no Error thrown";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    std::cout << "[ error ] " << msg << "\n";
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
+
+void put_le(std::string& s, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// A stored (or deflated) zip of the given records, written the way any zip tool lays it out.
+std::string make_zip(const std::vector<std::pair<std::string, std::string>>& records, bool deflated = false) {
+  std::string out, central;
+  for (const auto& [name, data] : records) {
+    std::string payload = data;
+    if (deflated) {
+      z_stream zs{};
+      deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+      payload.resize(deflateBound(&zs, data.size()));
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+      zs.avail_in = data.size();
+      zs.next_out = reinterpret_cast<Bytef*>(payload.data());
+      zs.avail_out = payload.size();
+      ::deflate(&zs, Z_FINISH);
+      payload.resize(zs.total_out);
+      deflateEnd(&zs);
+    }
+    const uint32_t crc = crc32(0L, reinterpret_cast<const Bytef*>(data.data()), data.size());
+    const uint64_t local = out.size();
+    put_le(out, 0x04034b50, 4);
+    put_le(out, 20, 2);
+    put_le(out, 0, 2);
+    put_le(out, deflated ? 8 : 0, 2);
+    put_le(out, 0, 4);  // time, date
+    put_le(out, crc, 4);
+    put_le(out, payload.size(), 4);
+    put_le(out, data.size(), 4);
+    put_le(out, name.size(), 2);
+    put_le(out, 0, 2);
+    out += name + payload;
+    put_le(central, 0x02014b50, 4);
+    put_le(central, 20, 2);
+    put_le(central, 20, 2);
+    put_le(central, 0, 2);
+    put_le(central, deflated ? 8 : 0, 2);
+    put_le(central, 0, 4);
+    put_le(central, crc, 4);
+    put_le(central, payload.size(), 4);
+    put_le(central, data.size(), 4);
+    put_le(central, name.size(), 2);
+    put_le(central, 0, 2);
+    put_le(central, 0, 2);
+    put_le(central, 0, 2);
+    put_le(central, 0, 2);
+    put_le(central, 0, 4);
+    put_le(central, local, 4);
+    central += name;
+  }
+  const uint64_t cd_offset = out.size();
+  out += central;
+  put_le(out, 0x06054b50, 4);
+  put_le(out, 0, 4);
+  put_le(out, records.size(), 2);
+  put_le(out, records.size(), 2);
+  put_le(out, central.size(), 4);
+  put_le(out, cd_offset, 4);
+  put_le(out, 0, 2);
+  return out;
+}
+
+// Pickle of {'w': tensor of 3 floats from storage '0'} by hand, protocol 2, the way torch.save writes it.
+std::string tiny_pickle(const std::string& storage_key = "0") {
+  std::string p = std::string("\x80\x02}q\x00(X\x01\x00\x00\x00wq\x01", 14) +
+                  "ctorch._utils\n_rebuild_tensor_v2\nq\x02((" + std::string("X\x07\x00\x00\x00storage", 12);
+  p += "ctorch\nFloatStorage\nX";
+  put_le(p, storage_key.size(), 4);
+  p += storage_key;
+  p += std::string("X\x03\x00\x00\x00" "cpuK\x03tQK\x00K\x03\x85K\x01\x85\x89", 21);
+  p += "ccollections\nOrderedDict\n)Rtq\x03Rq\x04u.";
+  return p;
+}
+
+std::string float_bytes(std::initializer_list<float> v) {
+  std::string s(v.size() * 4, '\0');
+  std::memcpy(s.data(), std::data(v), s.size());
+  return s;
+}
+
+void expect_same_as_safetensors(const NamedTensors& got, const TensorFile& ref) {
+  ASSERT_EQ(got.size(), ref.tensors.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].first, ref.tensors[i].first) << "key order differs at " << i;
+    const at::Tensor& a = got[i].second;
+    const at::Tensor& b = ref.tensors[i].second;
+    ASSERT_EQ(a.scalar_type(), b.scalar_type()) << got[i].first;
+    ASSERT_EQ(a.sizes(), b.sizes()) << got[i].first;
+    // Bit-identical: compare the raw bytes, not values (NaN-safe, -0 vs +0 aware).
+    ASSERT_EQ(std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(), a.numel() * a.element_size()), 0)
+        << got[i].first;
+  }
+}
+
+// Removes this run's temporary files once all tests are done.
+struct TempCleanup : ::testing::Environment {
+  void TearDown() override { fs::remove_all(fs::path(temp_path("x")).parent_path()); }
+};
+const auto* const cleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
+
+}  // namespace
+
+TEST(TorchPickle, OrderedDictStateDictEqualsSafetensors) {
+  const std::string pt = test::golden("ddpmpp_uncond_state_dict.pt");
+  EXPECT_TRUE(is_zip_file(pt));
+  expect_same_as_safetensors(read_torch_checkpoint(pt), test::load_golden("ddpmpp_uncond_weights.safetensors"));
+}
+
+TEST(TorchPickle, PlainDictEqualsSafetensors) {
+  expect_same_as_safetensors(read_torch_checkpoint(test::golden("ddpmpp_uncond_plain_dict.pt")),
+                             test::load_golden("ddpmpp_uncond_weights.safetensors"));
+}
+
+TEST(TorchPickle, HandMadeZipStoredAndDeflated) {
+  for (bool deflate : {false, true}) {
+    std::string path = temp_path(deflate ? "tiny_deflate.pt" : "tiny_stored.pt");
+    write_file_atomic(path, make_zip({{"tiny/data.pkl", tiny_pickle()}, {"tiny/data/0", float_bytes({1.5f, -2.f, 3.f})},
+                                      {"tiny/version", "3\n"}},
+                                     deflate));
+    NamedTensors t = read_torch_checkpoint(path);
+    ASSERT_EQ(t.size(), 1u);
+    EXPECT_EQ(t[0].first, "w");
+    EXPECT_TRUE(at::equal(t[0].second, at::tensor({1.5f, -2.f, 3.f})));
+  }
+}
+
+TEST(TorchPickle, NotAZip) {
+  std::string path = temp_path("random.pt");
+  write_file_atomic(path, std::string("\x80\x02\x8a\x0al\xfc\x9c" "F\xf9 j\xa8P\x19.random bytes", 27));
+  EXPECT_FALSE(is_zip_file(path));
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "not a zip torch.save file", "torch >= 1.6", "safetensors"});
+}
+
+TEST(TorchPickle, TruncatedZip) {
+  std::string bytes = read_file(test::golden("ddpmpp_uncond_plain_dict.pt"));
+  std::string path = temp_path("truncated.pt");
+  write_file_atomic(path, bytes.substr(0, bytes.size() / 2));
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "truncated zip"});
+  // The data in the middle lost but the end record intact: the central directory now lies past the end.
+  std::string path2 = temp_path("lost_middle.pt");
+  write_file_atomic(path2, bytes.substr(0, bytes.size() / 2) + bytes.substr(bytes.size() - 22));
+  expect_error([&] { read_torch_checkpoint(path2); }, {path2, "truncated zip", "central directory beyond"});
+}
+
+TEST(TorchPickle, DamagedDataFailsCrc) {
+  std::string zip = make_zip({{"t/data.pkl", tiny_pickle()}, {"t/data/0", float_bytes({1, 2, 3})}});
+  const size_t at = zip.find("t/data/0") + 8;  // first data byte of the storage record
+  zip[at] ^= 0x55;
+  std::string path = temp_path("crc.pt");
+  write_file_atomic(path, zip);
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "'t/data/0'", "CRC mismatch"});
+}
+
+TEST(TorchPickle, UnsupportedOpcode) {
+  std::string pkl = tiny_pickle();
+  const size_t at = pkl.find("K\x03t");  // replace BININT1 3 (the numel) with an opcode we do not know
+  ASSERT_NE(at, std::string::npos);
+  pkl[at] = '\xfe';
+  std::string path = temp_path("opcode.pt");
+  write_file_atomic(path, make_zip({{"t/data.pkl", pkl}, {"t/data/0", float_bytes({1, 2, 3})}}));
+  expect_error([&] { read_torch_checkpoint(path); },
+               {path, "data.pkl byte " + std::to_string(at), "unsupported pickle opcode 0xfe"});
+}
+
+TEST(TorchPickle, MissingStorageRecord) {
+  std::string path = temp_path("missing.pt");
+  write_file_atomic(path, make_zip({{"t/data.pkl", tiny_pickle("7")}, {"t/data/0", float_bytes({1, 2, 3})}}));
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "storage '7'", "'t/data/7'"});
+}
+
+TEST(TorchPickle, ViewBeyondStorage) {
+  std::string path = temp_path("short_storage.pt");
+  write_file_atomic(path, make_zip({{"t/data.pkl", tiny_pickle()}, {"t/data/0", float_bytes({1, 2})}}));
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "beyond storage '0'"});
+}
+
+TEST(TorchPickle, NoDataPkl) {
+  std::string path = temp_path("nopkl.pt");
+  write_file_atomic(path, make_zip({{"readme.txt", "hello"}}));
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "data.pkl"});
+}
