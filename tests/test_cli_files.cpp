@@ -1,0 +1,134 @@
+// `pidistill convert` and `inspect` on the golden weight files, and the one-line errors of bad input.
+#include "test_cli_util.h"
+#include "test_common.h"
+
+#include "pidistill/util/files.h"
+
+#include <fstream>
+#include <string>
+
+namespace pidistill::test {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The golden .pt files hold the same tensors as the safetensors weights; converted with the config the
+// safetensors metadata gives, every tensor must come out bit-identical, under the same name.
+TEST(ConvertCli, TorchCheckpointGivesTheSameTensors) {
+  const TensorFile reference = load_golden("ddpmpp_uncond_weights.safetensors");
+  for (const std::string pt : {"ddpmpp_uncond_state_dict.pt", "ddpmpp_uncond_plain_dict.pt"}) {
+    SCOPED_TRACE(pt);
+    const std::string out = scratch_dir() + "/converted_" + pt + ".safetensors";
+    const CliResult result = run_cli("convert " + quoted(golden(pt)) + " " + quoted(out) + " --config " +
+                                     quoted(reference.meta("config")));
+    ASSERT_EQ(result.code, 0) << result.output;
+
+    const TensorFile converted = read_safetensors(out);
+    ASSERT_EQ(converted.tensors.size(), reference.tensors.size());
+    for (const auto& [name, tensor] : reference.tensors) {
+      ASSERT_TRUE(converted.has(name)) << name;
+      EXPECT_TRUE(converted.get(name).equal(tensor)) << name;
+    }
+    EXPECT_EQ(converted.meta("precond"), "edm");
+    // The file now describes itself: converting it again needs no --config.
+    const CliResult again =
+        run_cli("convert " + quoted(out) + " " + quoted(out + ".again") + " --precond vp");
+    ASSERT_EQ(again.code, 0) << again.output;
+    EXPECT_EQ(read_safetensors(out + ".again").meta("precond"), "vp");
+  }
+}
+
+TEST(ConvertCli, TorchCheckpointWithoutConfigIsAnError) {
+  const CliResult result = run_cli("convert " + quoted(golden("ddpmpp_uncond_state_dict.pt")) + " " +
+                                   quoted(scratch_dir() + "/x.st"));
+  EXPECT_ONE_LINE_ERROR(result);
+  EXPECT_NE(result.output.find("--config"), std::string::npos) << result.output;
+}
+
+// Parameters exclude buffers: EDM's resample filters and NCSN++'s Fourier frequencies.
+int64_t count_parameters(const TensorFile& file) {
+  int64_t n = 0;
+  for (const auto& [name, tensor] : file.tensors)
+    if (!ends_with(name, "resample_filter") && !ends_with(name, "map_noise.freqs")) n += tensor.numel();
+  return n;
+}
+
+TEST(InspectCli, PrintsParameterCount) {
+  for (const std::string net : {"ddpmpp_uncond", "ncsnpp_uncond", "adm_cond"}) {
+    SCOPED_TRACE(net);
+    const TensorFile file = load_golden(net + "_weights.safetensors");
+    const CliResult result = run_cli("inspect " + quoted(golden(net + "_weights.safetensors")));
+    ASSERT_EQ(result.code, 0) << result.output;
+    EXPECT_NE(result.output.find("\nparameters: " + std::to_string(count_parameters(file)) + "\n"),
+              std::string::npos)
+        << result.output;
+    EXPECT_NE(result.output.find("\ntensors: " + std::to_string(file.tensors.size()) + " "),
+              std::string::npos)
+        << result.output;
+    EXPECT_NE(result.output.find(file.tensors.front().first), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find(file.tensors.back().first), std::string::npos) << result.output;
+  }
+}
+
+TEST(InspectCli, TorchCheckpointWithoutConfigStillListsTensors) {
+  const CliResult result = run_cli("inspect " + quoted(golden("ddpmpp_uncond_state_dict.pt")));
+  ASSERT_EQ(result.code, 0) << result.output;
+  EXPECT_NE(result.output.find("model_type: unknown"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("\ntensors: 146 "), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("model.map_layer0.weight F32 [64, 16]"), std::string::npos) << result.output;
+}
+
+TEST(ErrorsCli, MissingNetFile) {
+  const std::string missing = scratch_dir() + "/no_such_net.safetensors";
+  const CliResult result = run_cli("denoise --net " + quoted(missing) + " --in " +
+                                   quoted(golden("ddpmpp_uncond_io_f32.safetensors")) + " --out " +
+                                   quoted(scratch_dir() + "/d.safetensors"));
+  EXPECT_ONE_LINE_ERROR(result);
+  EXPECT_NE(result.output.find(missing), std::string::npos) << result.output;
+}
+
+TEST(ErrorsCli, InputIsNotSafetensors) {
+  const std::string text = scratch_dir() + "/not_tensors.safetensors";
+  std::ofstream(text) << "this is a text file, not a safetensors file\n";
+  const CliResult result =
+      run_cli("denoise --net " + quoted(golden("ddpmpp_uncond_weights.safetensors")) + " --in " +
+              quoted(text) + " --out " + quoted(scratch_dir() + "/d.safetensors"));
+  EXPECT_ONE_LINE_ERROR(result);
+  EXPECT_NE(result.output.find(text), std::string::npos) << result.output;
+}
+
+TEST(ErrorsCli, InputWithoutX) {
+  const TensorFile io = load_golden("ddpmpp_uncond_io_f32.safetensors");
+  const std::string in = scratch_dir() + "/sigma_only.safetensors";
+  write_safetensors(in, {{"sigma", io.get("sigma")}});
+  const std::string out = scratch_dir() + "/never_written.safetensors";
+  const CliResult result = run_cli("denoise --net " + quoted(golden("ddpmpp_uncond_weights.safetensors")) +
+                                   " --in " + quoted(in) + " --out " + quoted(out));
+  EXPECT_ONE_LINE_ERROR(result);
+  EXPECT_NE(result.output.find("'x'"), std::string::npos) << result.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(ErrorsCli, WrongImageShape) {
+  const TensorFile io = load_golden("ddpmpp_uncond_io_f32.safetensors");
+  const std::string in = scratch_dir() + "/x_8x8.safetensors";
+  write_safetensors(in, {{"x", io.get("x").narrow(2, 0, 8)}, {"sigma", io.get("sigma")}});
+  const CliResult result =
+      run_cli("denoise --net " + quoted(golden("ddpmpp_uncond_weights.safetensors")) + " --in " + quoted(in) +
+              " --out " + quoted(scratch_dir() + "/d.safetensors"));
+  EXPECT_ONE_LINE_ERROR(result);
+  EXPECT_NE(result.output.find("[4, 3, 8, 16]"), std::string::npos) << result.output;
+}
+
+TEST(ErrorsCli, UnknownOptionAndBadPrecond) {
+  EXPECT_ONE_LINE_ERROR(run_cli("denoise --no-such-option"));
+  EXPECT_ONE_LINE_ERROR(run_cli("convert " + quoted(golden("ddpmpp_uncond_weights.safetensors")) + " " +
+                                quoted(scratch_dir() + "/p.safetensors") + " --precond foo"));
+  EXPECT_ONE_LINE_ERROR(
+      run_cli("inspect " + quoted(golden("ddpmpp_uncond_weights.safetensors")) + " --cbase 64"));
+}
+
+}  // namespace
+}  // namespace pidistill::test
