@@ -41,7 +41,9 @@ void put_le(std::string& s, uint64_t v, int n) {
 }
 
 // A stored (or deflated) zip of the given records, written the way any zip tool lays it out.
-std::string make_zip(const std::vector<std::pair<std::string, std::string>>& records, bool deflated = false) {
+// With zip64, the classic end record is saturated and the real values sit in a zip64 record, as large files need.
+std::string make_zip(const std::vector<std::pair<std::string, std::string>>& records, bool deflated = false,
+                     bool zip64 = false) {
   std::string out, central;
   for (const auto& [name, data] : records) {
     std::string payload = data;
@@ -90,12 +92,28 @@ std::string make_zip(const std::vector<std::pair<std::string, std::string>>& rec
   }
   const uint64_t cd_offset = out.size();
   out += central;
+  if (zip64) {
+    const uint64_t z64 = out.size();
+    put_le(out, 0x06064b50, 4);
+    put_le(out, 44, 8);  // size of the rest of this record
+    put_le(out, 45, 2);
+    put_le(out, 45, 2);
+    put_le(out, 0, 8);  // disk numbers
+    put_le(out, records.size(), 8);
+    put_le(out, records.size(), 8);
+    put_le(out, central.size(), 8);
+    put_le(out, cd_offset, 8);
+    put_le(out, 0x07064b50, 4);  // locator
+    put_le(out, 0, 4);
+    put_le(out, z64, 8);
+    put_le(out, 1, 4);
+  }
   put_le(out, 0x06054b50, 4);
   put_le(out, 0, 4);
-  put_le(out, records.size(), 2);
-  put_le(out, records.size(), 2);
-  put_le(out, central.size(), 4);
-  put_le(out, cd_offset, 4);
+  put_le(out, zip64 ? 0xffff : records.size(), 2);
+  put_le(out, zip64 ? 0xffff : records.size(), 2);
+  put_le(out, zip64 ? 0xffffffff : central.size(), 4);
+  put_le(out, zip64 ? 0xffffffff : cd_offset, 4);
   put_le(out, 0, 2);
   return out;
 }
@@ -151,12 +169,12 @@ TEST(TorchPickle, PlainDictEqualsSafetensors) {
                              test::load_golden("ddpmpp_uncond_weights.safetensors"));
 }
 
-TEST(TorchPickle, HandMadeZipStoredAndDeflated) {
-  for (bool deflate : {false, true}) {
-    std::string path = temp_path(deflate ? "tiny_deflate.pt" : "tiny_stored.pt");
+TEST(TorchPickle, HandMadeZipStoredDeflatedAndZip64) {
+  for (int variant = 0; variant < 3; ++variant) {  // stored, deflated, stored with zip64 end records
+    std::string path = temp_path("tiny" + std::to_string(variant) + ".pt");
     write_file_atomic(path, make_zip({{"tiny/data.pkl", tiny_pickle()}, {"tiny/data/0", float_bytes({1.5f, -2.f, 3.f})},
                                       {"tiny/version", "3\n"}},
-                                     deflate));
+                                     /*deflated=*/variant == 1, /*zip64=*/variant == 2));
     NamedTensors t = read_torch_checkpoint(path);
     ASSERT_EQ(t.size(), 1u);
     EXPECT_EQ(t[0].first, "w");
@@ -218,4 +236,17 @@ TEST(TorchPickle, NoDataPkl) {
   std::string path = temp_path("nopkl.pt");
   write_file_atomic(path, make_zip({{"readme.txt", "hello"}}));
   expect_error([&] { read_torch_checkpoint(path); }, {path, "data.pkl"});
+}
+
+TEST(TorchPickle, NestedDictKeysJoinedAndNonTensorsSkipped) {
+  // {'ema': {'w': tensor}, 'step': 5}: the inner dict is tiny_pickle's, without its PROTO and STOP.
+  const std::string inner = tiny_pickle().substr(2, tiny_pickle().size() - 3);
+  std::string pkl = std::string("\x80\x02}(X\x03\x00\x00\x00", 9) + "ema" + inner +
+                    std::string("X\x04\x00\x00\x00", 5) + "stepK\x05u.";
+  std::string path = temp_path("nested.pt");
+  write_file_atomic(path, make_zip({{"n/data.pkl", pkl}, {"n/data/0", float_bytes({4, 5, 6})}}));
+  NamedTensors t = read_torch_checkpoint(path);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].first, "ema.w");
+  EXPECT_TRUE(at::equal(t[0].second, at::tensor({4.f, 5.f, 6.f})));
 }
