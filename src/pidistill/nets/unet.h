@@ -2,6 +2,7 @@
 #pragma once
 #include "pidistill/nets/net_config.h"
 
+#include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 
 #include <memory>
@@ -10,6 +11,8 @@ namespace pidistill {
 
 struct UNet : torch::nn::Module {
   NetConfig config;
+  // Draws dropout and label-dropout masks in training mode; nullopt = torch's default generator.
+  c10::optional<at::Generator> generator;
   // x: [B, C, H, W]; noise_labels: [B] or [1] (broadcast over the batch);
   // class_labels: [B, label_dim] or undefined; augment_labels: [B, augment_dim] or undefined.
   // Computes in x's dtype; the module must have been moved to that dtype.
