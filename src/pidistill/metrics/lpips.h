@@ -33,6 +33,9 @@ struct Lpips {
   at::Tensor operator()(const at::Tensor& x01, const at::Tensor& y01) const;
   // The five per-layer terms, [N, 5]; they sum to operator()'s result.
   at::Tensor per_layer(const at::Tensor& x01, const at::Tensor& y01) const;
+  // Every channel's term, layers concatenated: [N, 1472]. operator() is its sum over dim 1 and per_layer
+  // the sums of its 64, 128, 256, 512, 512-wide blocks; one forward pass serves both.
+  at::Tensor channel_terms(const at::Tensor& x01, const at::Tensor& y01) const;
 };
 
 // PID's resize rule: images narrower than 256 are resized bilinearly to 224x224 (align_corners false,
