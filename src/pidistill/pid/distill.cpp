@@ -1,0 +1,311 @@
+#include "pidistill/pid/distill.h"
+
+#include "pidistill/edm/precond.h"
+#include "pidistill/metrics/lpips.h"
+#include "pidistill/nets/net_file.h"
+#include "pidistill/pid/ema.h"
+#include "pidistill/pid/pid_loss.h"
+#include "pidistill/pid/radam.h"
+#include "pidistill/pid/student_file.h"
+#include "pidistill/util/checkpoint.h"
+#include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
+#include "pidistill/util/image_io.h"
+#include "pidistill/util/progress.h"
+#include "pidistill/util/seeds.h"
+#include "pidistill/util/stop_signal.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+namespace pidistill {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kKind = "pid_distill";
+
+std::string step_name(const std::string& prefix, int64_t step, const std::string& ext) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06lld", static_cast<long long>(step));
+  return prefix + buf + ext;
+}
+
+// The student's parameters then buffers under their network names, for checkpoints.
+NamedTensors net_tensors(const UNet& net, const std::string& prefix) {
+  NamedTensors out;
+  for (const auto& item : net.named_parameters()) out.emplace_back(prefix + item.key(), item.value().detach());
+  for (const auto& item : net.named_buffers()) out.emplace_back(prefix + item.key(), item.value().detach());
+  return out;
+}
+
+void load_net_tensors(UNet& net, const TensorFile& file, const std::string& prefix) {
+  torch::NoGradGuard no_grad;
+  auto load = [&](auto items) {
+    for (auto& item : items) {
+      const std::string key = prefix + item.key();
+      const at::Tensor& t = file.get(key);
+      if (t.sizes() != item.value().sizes()) fail(file.path, "tensor '" + key + "' has the wrong shape");
+      item.value().copy_(t);
+    }
+  };
+  load(net.named_parameters());
+  load(net.named_buffers());
+}
+
+at::Tensor one_hot(const at::Tensor& labels, int64_t label_dim, at::ScalarType dtype) {
+  return at::one_hot(labels, label_dim).to(dtype);  // [B, label_dim]
+}
+
+}  // namespace
+
+DistillOptions resolve_options(const DistillRun& run) {
+  DistillOptions o = run.options;
+  if (!run.resume.empty()) {
+    TensorFile ckpt = load_checkpoint(run.resume, kKind);
+    json state = json::parse(checkpoint_state(ckpt));
+    DistillOptions saved = distill_options_from_json(state.at("options").dump());
+    json saved_j = json::parse(to_json(saved)), given_j = json::parse(to_json(o));
+    static const std::set<std::string> schedule = {"steps", "minutes", "log_every", "snap_every", "grid_every",
+                                                   "grid_seeds", "export_ema", "max_nonfinite", "device", "outdir"};
+    for (const auto& key : run.given) {
+      if (!given_j.contains(key)) continue;
+      if (schedule.count(key))
+        saved_j[key] = given_j[key];
+      else if (saved_j[key] != given_j[key])
+        fail(run.resume, "option '" + key + "' was " + saved_j[key].dump() + " in the run being resumed, not " +
+                             given_j[key].dump() + "; hint: only steps, minutes and the logging options may change");
+    }
+    o = distill_options_from_json(saved_j.dump());
+  }
+  if (o.teacher.empty()) fail("--teacher", "a teacher network file is required");
+  validate(o);
+  return o;
+}
+
+DistillResult distill(const DistillRun& run) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const DistillOptions o = resolve_options(run);
+  const at::ScalarType dtype = o.f64 ? at::kDouble : at::kFloat;
+  const at::Device device(o.device);
+  install_stop_handler();
+
+  // Teacher: frozen, eval mode, its own preconditioning.
+  LoadedNet loaded = load_net(o.teacher, run.teacher_config);
+  auto teacher_net = loaded.net;
+  teacher_net->to(device, dtype);
+  teacher_net->eval();
+  for (auto& p : teacher_net->parameters()) p.set_requires_grad(false);
+  Precond teacher(teacher_net, precond_from_string(loaded.precond));
+  const NetConfig& tc = loaded.config;
+  const int64_t label_dim = tc.label_dim;
+  if (o.cond && label_dim == 0) fail("--cond", "the teacher " + o.teacher + " is unconditional (label_dim 0)");
+
+  // Student: the teacher's architecture and weights, trained without dropout (as the paper does).
+  NetConfig sc = tc;
+  sc.dropout = 0;
+  sc.label_dropout = 0;
+  Student student(make_unet(sc));
+  student.F->to(device, dtype);
+  copy_weights(*student.F, *teacher_net);
+  for (auto& p : student.F->parameters()) p.set_requires_grad(true);
+  student.F->train();
+
+  PidLossConfig loss_config;
+  loss_config.grid.N = o.N;
+  loss_config.grid.last_index_backward = o.last_index_backward;
+  loss_config.distance = pid_distance_from_string(o.loss);
+  loss_config.huber_c = o.huber_c;
+  Lpips lpips;
+  if (loss_config.distance == PidDistance::LPIPS) {
+    if (o.lpips_weights.empty()) fail("--lpips-weights", lpips_weights_hint());
+    lpips = Lpips::load(o.lpips_weights).to(device, dtype);
+    loss_config.lpips = &lpips;
+  }
+
+  auto params = student.F->parameters();
+  RAdamConfig radam_config;
+  radam_config.lr = o.lr;
+  RAdam radam(params, radam_config);
+  Ema ema(params, o.ema);
+  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  int64_t step = 0, nonfinite_total = 0, nonfinite_row = 0;
+  double elapsed_before = 0;
+
+  std::string run_dir;
+  if (!run.resume.empty()) {
+    TensorFile ckpt = load_checkpoint(run.resume, kKind);
+    json state = json::parse(checkpoint_state(ckpt));
+    load_net_tensors(*student.F, ckpt, "student.");
+    radam.load_state(tensors_with_prefix(ckpt, "radam."));
+    ema.load_state(tensors_with_prefix(ckpt, "ema."));
+    set_generator_state(gen, ckpt.get("rng.state"), run.resume + " (rng.state)");
+    step = state.at("step").get<int64_t>();
+    nonfinite_total = state.value("nonfinite_total", int64_t{0});
+    nonfinite_row = state.value("nonfinite_in_a_row", int64_t{0});
+    elapsed_before = state.value("elapsed_s", 0.0);
+    run_dir = fs::path(run.resume).parent_path().string();
+    if (run_dir.empty()) run_dir = ".";
+  } else {
+    char desc[128];
+    std::snprintf(desc, sizeof desc, "pid-%s-N%lld-batch%lld", o.loss.c_str(), static_cast<long long>(o.N),
+                  static_cast<long long>(o.batch));
+    run_dir = make_run_dir(o.outdir, desc);
+    write_file_atomic(run_dir + "/training_options.json", to_json(o) + "\n");
+  }
+  const std::string stats_path = run_dir + "/stats.jsonl";
+
+  DistillResult result;
+  result.run_dir = run_dir;
+
+  auto save_state = [&](double elapsed) {
+    NamedTensors tensors = net_tensors(*student.F, "student.");
+    add_with_prefix(tensors, "radam.", radam.state_tensors());
+    add_with_prefix(tensors, "ema.", ema.state_tensors());
+    tensors.emplace_back("rng.state", generator_state(gen));
+    json state = {{"step", step},
+                  {"nonfinite_total", nonfinite_total},
+                  {"nonfinite_in_a_row", nonfinite_row},
+                  {"elapsed_s", elapsed},
+                  {"options", json::parse(to_json(o))}};
+    const std::string path = run_dir + "/" + step_name("training-state-", step, ".safetensors");
+    save_checkpoint(path, kKind, tensors, state.dump());
+    // Keep only the newest checkpoint: each holds the student, every EMA and the optimiser moments.
+    if (!result.checkpoint_path.empty() && result.checkpoint_path != path) fs::remove(result.checkpoint_path);
+    result.checkpoint_path = path;
+  };
+
+  // One-call samples from fixed seeds, the same images at every snapshot.
+  const std::vector<int64_t> grid_seeds = parse_seeds(o.grid_seeds);
+  auto save_grid = [&]() {
+    auto z = latents_for_seeds(grid_seeds, tc.img_channels, tc.img_resolution).to(device, dtype);  // [S, C, H, W]
+    at::Tensor labels;
+    if (label_dim > 0) {
+      std::vector<int64_t> classes;
+      for (int64_t s : grid_seeds) classes.push_back(s % label_dim);
+      labels = one_hot(at::tensor(classes, at::kLong), label_dim, dtype).to(device);
+    }
+    student.F->eval();
+    auto images = one_call_generate(student, z, labels);
+    student.F->train();
+    write_png_grid(run_dir + "/" + step_name("grid-", step, ".png"), images.cpu());
+  };
+
+  auto export_student = [&]() {
+    const double rate = export_rate(o);
+    auto F = clone_net(*student.F);
+    std::map<std::string, std::string> meta = {{"teacher", o.teacher}, {"loss", o.loss},
+                                               {"N", std::to_string(o.N)}, {"step", std::to_string(step)}};
+    if (rate > 0) {
+      const size_t r = std::find(o.ema.begin(), o.ema.end(), rate) - o.ema.begin();
+      torch::NoGradGuard no_grad;
+      auto copy_params = F->parameters();
+      for (size_t i = 0; i < copy_params.size(); ++i) copy_params[i].copy_(ema.averages[r][i]);
+      meta["ema"] = json(rate).dump();
+    } else {
+      meta["ema"] = "none (raw student weights)";
+    }
+    F->eval();
+    const std::string path = run_dir + "/student-final.safetensors";
+    save_student(path, Student(F, student.constants), loaded.precond, meta);
+    result.student_path = path;
+  };
+
+  const int64_t micro = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
+  std::vector<int64_t> z_shape = {o.batch, tc.img_channels, tc.img_resolution, tc.img_resolution};
+  Progress progress("distill", o.steps, "step", run.show_progress);
+  double log_loss = 0, log_grad = 0;
+  int64_t log_count = 0;
+  auto log_start = std::chrono::steady_clock::now();
+  auto elapsed_now = [&]() {
+    return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  };
+  auto minutes_used = [&]() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() / 60;
+  };
+
+  while (step < o.steps) {
+    if (stop_requested() || (o.minutes > 0 && minutes_used() >= o.minutes)) {
+      result.stopped_early = true;
+      break;
+    }
+    // Draw order fixed (z, indices, labels), whole batch at once, so micro-batching does not change the draws.
+    auto z = at::randn(z_shape, gen, at::TensorOptions().dtype(dtype));  // z: [batch, C, H, W]
+    auto indices = sample_indices(o.batch, loss_config.grid, gen);         // [batch]
+    at::Tensor labels;
+    if (label_dim > 0) labels = one_hot(at::randint(0, label_dim, {o.batch}, gen, at::kLong), label_dim, dtype);
+    z = z.to(device);
+    if (labels.defined()) labels = labels.to(device);
+
+    radam.zero_grad();
+    double loss_value = 0;
+    for (int64_t b0 = 0; b0 < o.batch; b0 += micro) {
+      auto out = pid_loss(student, teacher, z.narrow(0, b0, micro), indices.narrow(0, b0, micro), loss_config,
+                          labels.defined() ? labels.narrow(0, b0, micro) : labels);
+      auto loss = out.loss.sum() / static_cast<double>(o.batch);  // batch mean, accumulated over micro-batches
+      loss.backward();
+      loss_value += loss.item<double>();
+    }
+    double grad_sq = 0;
+    for (const auto& p : params)
+      if (p.grad().defined()) grad_sq += p.grad().to(at::kDouble).square().sum().item<double>();
+    const double grad_norm = std::sqrt(grad_sq);
+    ++step;
+    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
+      // Skipped and counted; the step still counts so a run stops at --steps.
+      ++nonfinite_total;
+      if (++nonfinite_row >= o.max_nonfinite) {
+        save_state(elapsed_now());
+        fail("distill", std::to_string(nonfinite_row) + " non-finite losses in a row at step " +
+                            std::to_string(step) + "; hint: lower --lr or check the teacher");
+      }
+    } else {
+      nonfinite_row = 0;
+      radam.step();
+      ema.update(params);
+      log_loss += loss_value, log_grad += grad_norm, ++log_count;
+    }
+
+    char extra[96];
+    std::snprintf(extra, sizeof extra, "loss %.5g", loss_value);
+    progress.update(step, extra);
+    if (step % o.log_every == 0 || step == o.steps) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - log_start).count();
+      const int64_t interval = step % o.log_every == 0 ? o.log_every : step % o.log_every;
+      json line = {{"step", step},
+                   {"loss", log_count ? log_loss / log_count : NAN},
+                   {"grad_norm", log_count ? log_grad / log_count : NAN},
+                   {"img_per_s", secs > 0 ? interval * o.batch / secs : 0.0},
+                   {"nonfinite_skipped", nonfinite_total},
+                   {"elapsed_s", elapsed_now()}};
+      append_line(stats_path, line.dump());
+      if (log_count) result.last_loss = log_loss / log_count;
+      log_loss = log_grad = 0, log_count = 0;
+      log_start = std::chrono::steady_clock::now();
+    }
+    if (step % o.snap_every == 0 && step < o.steps) save_state(elapsed_now());
+    if (o.grid_every > 0 && step % o.grid_every == 0 && step < o.steps) save_grid();
+    if (run.after_step) run.after_step(step);
+  }
+  if (log_count) result.last_loss = log_loss / log_count;
+  progress.finish();
+  save_state(elapsed_now());
+  save_grid();
+  export_student();
+  result.step = step;
+  result.nonfinite_skipped = nonfinite_total;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return result;
+}
+
+}  // namespace pidistill

@@ -1,0 +1,98 @@
+#include "pidistill/pid/distill_options.h"
+
+#include "pidistill/pid/pid_loss.h"
+#include "pidistill/util/error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+namespace pidistill {
+
+using nlohmann::json;
+
+void validate(const DistillOptions& o) {
+  if (o.N < 2) fail("--N", "the PID grid needs at least 2 points (got " + std::to_string(o.N) + "); the paper uses 250");
+  pid_distance_from_string(o.loss);
+  if (!(o.lr > 0)) fail("--lr", "must be > 0");
+  if (o.batch < 1) fail("--batch", "must be >= 1");
+  if (o.batch_gpu < 0 || (o.batch_gpu > 0 && o.batch % o.batch_gpu != 0))
+    fail("--batch-gpu", "must divide --batch (" + std::to_string(o.batch) + ")");
+  if (o.steps < 0) fail("--steps", "must be >= 0");
+  if (o.minutes < 0) fail("--minutes", "must be >= 0");
+  for (double r : o.ema)
+    if (!(r >= 0 && r < 1)) fail("--ema", "rates must lie in [0, 1), got " + std::to_string(r));
+  export_rate(o);
+  if (o.log_every < 1) fail("--log-every", "must be >= 1");
+  if (o.snap_every < 1) fail("--snap-every", "must be >= 1");
+  if (o.grid_every < 0) fail("--grid-every", "must be >= 0");
+  if (o.max_nonfinite < 1) fail("--max-nonfinite", "must be >= 1");
+  if (o.huber_c < 0) fail("--huber-c", "must be >= 0");
+}
+
+double export_rate(const DistillOptions& o) {
+  if (o.export_ema == "none") return 0;
+  if (o.export_ema == "auto") {
+    double best = 0;
+    for (double r : o.ema)
+      if (1 / (1 - r) <= o.steps / 10.0) best = std::max(best, r);
+    return best;
+  }
+  double rate = 0;
+  try {
+    rate = std::stod(o.export_ema);
+  } catch (const std::exception&) {
+    fail("--export-ema", "'" + o.export_ema + "' is not auto, none or one of the --ema rates");
+  }
+  if (std::find(o.ema.begin(), o.ema.end(), rate) == o.ema.end())
+    fail("--export-ema", "'" + o.export_ema + "' is not one of the --ema rates");
+  return rate;
+}
+
+std::string to_json(const DistillOptions& o) {
+  json j = {{"teacher", o.teacher},       {"loss", o.loss},
+            {"N", o.N},                   {"last_index_backward", o.last_index_backward},
+            {"huber_c", o.huber_c},       {"lr", o.lr},
+            {"batch", o.batch},           {"batch_gpu", o.batch_gpu},
+            {"steps", o.steps},           {"minutes", o.minutes},
+            {"ema", o.ema},               {"export_ema", o.export_ema},
+            {"seed", o.seed},             {"outdir", o.outdir},
+            {"lpips_weights", o.lpips_weights}, {"cond", o.cond},
+            {"log_every", o.log_every},   {"snap_every", o.snap_every},
+            {"grid_every", o.grid_every}, {"grid_seeds", o.grid_seeds},
+            {"max_nonfinite", o.max_nonfinite}, {"device", o.device},
+            {"f64", o.f64}};
+  return j.dump(2);
+}
+
+DistillOptions distill_options_from_json(const std::string& text) {
+  DistillOptions o;
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    fail("distill options", std::string("not valid JSON (") + e.what() + ")");
+  }
+  if (!j.is_object()) fail("distill options", "expected a JSON object");
+  auto get = [&](const char* key, auto& field) {
+    if (!j.contains(key)) return;
+    try {
+      j.at(key).get_to(field);
+    } catch (const std::exception&) {
+      fail("distill options", std::string("bad value for '") + key + "'");
+    }
+  };
+  const json defaults = json::parse(to_json(o));
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!defaults.contains(it.key())) fail("distill options", "unknown key '" + it.key() + "'");
+  get("teacher", o.teacher), get("loss", o.loss), get("N", o.N), get("last_index_backward", o.last_index_backward);
+  get("huber_c", o.huber_c), get("lr", o.lr), get("batch", o.batch), get("batch_gpu", o.batch_gpu);
+  get("steps", o.steps), get("minutes", o.minutes), get("ema", o.ema), get("export_ema", o.export_ema);
+  get("seed", o.seed), get("outdir", o.outdir), get("lpips_weights", o.lpips_weights), get("cond", o.cond);
+  get("log_every", o.log_every), get("snap_every", o.snap_every), get("grid_every", o.grid_every);
+  get("grid_seeds", o.grid_seeds), get("max_nonfinite", o.max_nonfinite), get("device", o.device);
+  get("f64", o.f64);
+  return o;
+}
+
+}  // namespace pidistill
