@@ -6,6 +6,9 @@
 #include "test_common.h"
 
 #include <ATen/ATen.h>
+#include <torch/serialize.h>
+
+#include <fstream>
 
 #include <cstdio>
 #include <unistd.h>
@@ -131,6 +134,17 @@ TEST(LpipsWeights, CombinedAndSeparateFilesLoad) {
   EXPECT_TRUE(at::equal(apart.conv_weight[12], w.conv_weight[12]));
   EXPECT_TRUE(at::equal(apart.lin[4], w.lin[4]));
   EXPECT_EQ(apart.lin[4].sizes(), (at::IntArrayRef{1, 512, 1, 1}));
+
+  // piq's lpips_weights.pt is a torch.save of a plain list of tensors; torch::pickle_save writes that format.
+  // (A generic list pickles as a plain Python list; a typed c10::List<Tensor> would not.)
+  c10::impl::GenericList list(c10::AnyType::get());
+  for (int l = 0; l < 5; ++l) list.push_back(w.lin[l]);
+  std::vector<char> bytes = torch::pickle_save(c10::IValue(list));
+  const std::string lin_pt = temp_path("lpips_weights.pt");
+  std::ofstream(lin_pt, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  Lpips from_pt = Lpips::load(vgg_path, lin_pt);
+  for (int l = 0; l < 5; ++l) EXPECT_TRUE(at::equal(from_pt.lin[l], w.lin[l])) << l;
+  std::remove(lin_pt.c_str());
 
   // The VGG file alone is not enough: the error names the missing linear weight and the converter.
   try {

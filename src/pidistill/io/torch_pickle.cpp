@@ -342,6 +342,8 @@ class Unpickler {
     const std::string f = g->full();
     if (f == "collections.OrderedDict" || f == "builtins.dict") return make(Dict{});
     if (f == "torch._utils._rebuild_tensor_v2") return rebuild_tensor(args);
+    // C++ torch::pickle_save tags typed containers: restore_type_tag(value, "List[Tensor]") is the value.
+    if (f == "torch.jit._pickle.restore_type_tag" && !args.empty()) return args[0];
     if (f == "torch._utils._rebuild_parameter" || f == "torch._utils._rebuild_parameter_with_state") {
       if (args.empty() || !std::holds_alternative<at::Tensor>(args[0]->v)) bad(f + "'s first argument is not a tensor");
       return args[0];
@@ -412,9 +414,17 @@ NamedTensors read_torch_checkpoint(const std::string& path) {
   }
   const std::string data = zip.read(*pkl);
   ValuePtr root = Unpickler(path, data, zip, stem).run();
+  NamedTensors out;
+  // A top-level list or tuple of tensors (e.g. piq's lpips_weights.pt) reads as names "0", "1", ...
+  const std::vector<ValuePtr>* seq = nullptr;
+  if (auto l = std::get_if<List>(&root->v)) seq = &l->items;
+  if (auto t = std::get_if<Tuple>(&root->v)) seq = &t->items;
+  if (seq) {
+    for (size_t i = 0; i < seq->size(); ++i) flatten((*seq)[i], std::to_string(i), out);
+    return out;
+  }
   if (!std::holds_alternative<Dict>(root->v) && !std::holds_alternative<at::Tensor>(root->v))
     fail(path, "data.pkl holds no dict of tensors (expected torch.save(state_dict) or a dict)");
-  NamedTensors out;
   flatten(root, "", out);
   return out;
 }
