@@ -31,7 +31,7 @@ struct Precond : Denoiser {
   PrecondOutput forward(const at::Tensor& x, const at::Tensor& sigma, const at::Tensor& class_labels = {},
                         const at::Tensor& augment_labels = {});
   at::Tensor denoise(const at::Tensor& x, const at::Tensor& sigma, const at::Tensor& class_labels = {}) override;
-  at::Tensor round_sigma(const at::Tensor& sigma) const;  // identity for EDM and VE; VP rounds through its timestep grid
+  at::Tensor round_sigma(const at::Tensor& sigma) const;  // identity for EDM, VP and VE (only iDDPM rounds)
   int label_dim() const override;
   double sigma_min() const override;
   double sigma_max() const override;
