@@ -1,0 +1,331 @@
+#include "pidistill/edm/train.h"
+
+#include "pidistill/edm/ema.h"
+#include "pidistill/edm/sampler.h"
+#include "pidistill/nets/net_file.h"
+#include "pidistill/util/checkpoint.h"
+#include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
+#include "pidistill/util/image_io.h"
+#include "pidistill/util/progress.h"
+#include "pidistill/util/seeds.h"
+#include "pidistill/util/stop_signal.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+namespace pidistill {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+const char* kCheckpointKind = "edm_train";
+
+json options_json(const TrainOptions& o) {
+  return json{{"data", o.data},
+              {"cond", o.cond},
+              {"arch", o.arch},
+              {"precond", to_string(o.precond)},
+              {"duration", o.duration_mimg},
+              {"batch", o.batch},
+              {"batch_gpu", o.batch_gpu},
+              {"lr", o.lr},
+              {"ema", o.ema_mimg},
+              {"ema_rampup", o.ema_rampup},
+              {"lr_rampup", o.lr_rampup_mimg},
+              {"xflip", o.xflip},
+              {"augment", 0},
+              {"seed", o.seed},
+              {"tick", o.tick_kimg},
+              {"snap", o.snap_ticks},
+              {"outdir", o.outdir},
+              {"resume", o.resume},
+              {"sample_steps", o.sample_steps},
+              {"sample_count", o.sample_count},
+              {"max_nonfinite_in_row", o.max_nonfinite_in_row},
+              {"dtype", o.dtype},
+              {"network_kwargs", json::parse(net_config_to_json(o.net))}};
+}
+
+// The network's tensors under their EDM names without 'model.' (what load_state_dict takes).
+NamedTensors net_tensors(const UNet& net) {
+  NamedTensors out;
+  for (auto& [name, t] : state_dict(net)) out.emplace_back(name.substr(std::string("model.").size()), t);
+  return out;
+}
+
+at::ScalarType dtype_from_string(const std::string& name) {
+  if (name == "float32") return at::kFloat;
+  if (name == "float64") return at::kDouble;
+  fail("dtype", "unknown dtype '" + name + "'; hint: float32 or float64");
+}
+
+// First key where two network configs differ, as "key: a vs b"; empty when equal.
+std::string config_difference(const std::string& a_text, const std::string& b_text) {
+  auto a = json::parse(a_text), b = json::parse(b_text);
+  for (auto& [key, value] : a.items())
+    if (!b.contains(key) || b[key] != value)
+      return "'" + key + "' is " + value.dump() + " in the checkpoint but " + (b.contains(key) ? b[key].dump() : "absent") +
+             " in this run";
+  for (auto& [key, value] : b.items())
+    if (!a.contains(key)) return "'" + key + "' is absent from the checkpoint";
+  return "";
+}
+
+}  // namespace
+
+std::string train_options_to_json(const TrainOptions& options) { return options_json(options).dump(2); }
+
+EdmTrainer::EdmTrainer(TrainOptions options, TrainData data)
+    : options_(std::move(options)),
+      data_(std::move(data)),
+      gen_(at::detail::createCPUGenerator(static_cast<uint64_t>(options_.seed))),
+      dropout_gen_(at::detail::createCPUGenerator(static_cast<uint64_t>(options_.seed) ^ 0x5eedd509ull)) {
+  const auto& o = options_;
+  const std::string& src = data_.source;
+  if (!data_.images.defined() || data_.images.dim() != 4 || data_.images.scalar_type() != at::kByte)
+    fail(src, "training images must be uint8 [N, C, H, W]");
+  if (data_.images.size(0) == 0) fail(src, "the dataset holds no images");
+  if (data_.images.size(1) != o.net.img_channels || data_.images.size(2) != o.net.img_resolution ||
+      data_.images.size(3) != o.net.img_resolution)
+    fail(src, "images are " + std::to_string(data_.images.size(1)) + "x" + std::to_string(data_.images.size(2)) + "x" +
+                  std::to_string(data_.images.size(3)) + " but the network takes " + std::to_string(o.net.img_channels) +
+                  "x" + std::to_string(o.net.img_resolution) + "x" + std::to_string(o.net.img_resolution) +
+                  "; hint: --pad 32 pads 28x28 images");
+  if (o.cond && !data_.labels.defined()) fail(src, "--cond needs labels but the dataset has none");
+  if (o.cond && data_.label_dim != o.net.label_dim)
+    fail(src, "dataset has " + std::to_string(data_.label_dim) + " classes, network label_dim " +
+                  std::to_string(o.net.label_dim));
+  if (!o.cond && o.net.label_dim != 0) fail("--cond", "network has label_dim > 0 but training is unconditional");
+  if (o.batch <= 0) fail("--batch", "must be positive");
+  int64_t batch_gpu = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
+  if (o.batch % batch_gpu != 0)
+    fail("--batch-gpu", std::to_string(batch_gpu) + " does not divide --batch " + std::to_string(o.batch));
+  if (!(o.duration_mimg > 0)) fail("--duration", "must be positive");
+  if (!(o.lr > 0)) fail("--lr", "must be positive");
+  if (!(o.tick_kimg > 0)) fail("--tick", "must be positive");
+  if (o.snap_ticks < 0) fail("--snap", "must be >= 0");
+  if (o.ema_mimg < 0 || o.ema_rampup < 0 || o.lr_rampup_mimg < 0) fail("--ema/--ema-rampup/--lr-rampup", "must be >= 0");
+  auto dtype = dtype_from_string(o.dtype);
+
+  // Why seed the default generator: make_unet initialises from it, as EDM's network construction does.
+  torch::manual_seed(static_cast<uint64_t>(o.seed));
+  net_ = make_unet(o.net);
+  net_->to(dtype);
+  net_->train();
+  net_->generator = dropout_gen_;
+  ema_ = make_unet(o.net);
+  ema_->to(dtype);
+  load_state_dict(*ema_, net_tensors(*net_), "EMA copy");
+  ema_->eval();
+  for (auto& p : ema_->parameters()) p.set_requires_grad(false);
+  precond_ = std::make_shared<Precond>(net_, o.precond);
+  loss_.type = o.precond;
+  AdamConfig adam;
+  adam.lr = o.lr;  // betas (0.9, 0.999), eps 1e-8 as EDM's optimizer_kwargs
+  optimizer_ = std::make_unique<Adam>(net_->parameters(), adam);
+  should_stop = [] { return stop_requested(); };
+  if (!o.resume.empty()) load_state(o.resume);
+}
+
+int64_t EdmTrainer::total_nimg() const { return std::llround(options_.duration_mimg * 1e6); }
+
+double EdmTrainer::current_lr() const {
+  double rampup_nimg = options_.lr_rampup_mimg * 1e6;
+  return options_.lr * std::min(static_cast<double>(cur_nimg_) / std::max(rampup_nimg, 1e-8), 1.0);
+}
+
+bool EdmTrainer::train_step() {
+  const auto& o = options_;
+  int64_t batch_gpu = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
+  int64_t rounds = o.batch / batch_gpu;
+  auto dtype = net_->parameters().front().scalar_type();
+  for (auto& p : net_->parameters()) p.mutable_grad() = at::Tensor();  // EDM: zero_grad(set_to_none=True)
+
+  double loss_sum = 0;
+  int64_t loss_elements = 0;
+  for (int64_t round = 0; round < rounds; ++round) {
+    auto idx = at::randint(data_.images.size(0), {batch_gpu}, gen_, at::kLong);          // [b]
+    auto images = data_.images.index_select(0, idx).to(dtype) / 127.5 - 1;              // [b, C, H, W]
+    if (o.xflip) {
+      auto flip = (at::rand({batch_gpu, 1, 1, 1}, gen_, at::TensorOptions(dtype)) < 0.5);  // [b, 1, 1, 1]
+      images = at::where(flip, images.flip({3}), images);
+    }
+    at::Tensor labels;
+    if (o.cond) labels = at::one_hot(data_.labels.index_select(0, idx), data_.label_dim).to(dtype);  // [b, L]
+    auto loss = diffusion_loss(*precond_, loss_, images, labels, gen_);  // [b, C, H, W]
+    // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward()
+    loss.sum().mul(1.0 / static_cast<double>(o.batch)).backward();
+    loss_sum += loss.detach().sum().item<double>();
+    loss_elements += loss.numel();
+  }
+  last_loss_ = loss_sum / static_cast<double>(loss_elements);
+
+  if (!std::isfinite(loss_sum)) {
+    for (auto& p : net_->parameters()) p.mutable_grad() = at::Tensor();
+    cur_nimg_ += o.batch;
+    ++steps_;
+    ++skipped_steps_;
+    if (++nonfinite_in_row_ >= o.max_nonfinite_in_row)
+      fail("train", "the loss was not finite for " + std::to_string(nonfinite_in_row_) + " steps in a row (at kimg " +
+                        std::to_string(cur_nimg_ / 1000) + "); hint: lower --lr, or resume from an earlier training state");
+    return false;
+  }
+  nonfinite_in_row_ = 0;
+
+  optimizer_->config.lr = current_lr();
+  {
+    at::NoGradGuard no_grad;
+    for (auto& p : net_->parameters())
+      if (p.grad().defined()) at::nan_to_num_out(p.mutable_grad(), p.grad(), 0.0, 1e5, -1e5);
+  }
+  optimizer_->step();
+  update_ema(*ema_, *net_, ema_beta(o.batch, cur_nimg_, o.ema_mimg * 1000, o.ema_rampup));
+  cur_nimg_ += o.batch;
+  ++steps_;
+  return true;
+}
+
+void EdmTrainer::save_state(const std::string& path) const {
+  NamedTensors tensors;
+  add_with_prefix(tensors, "net.", net_tensors(*net_));
+  add_with_prefix(tensors, "ema.", net_tensors(*ema_));
+  add_with_prefix(tensors, "adam.", optimizer_->state());
+  tensors.emplace_back("rng.train", generator_state(gen_));
+  tensors.emplace_back("rng.dropout", generator_state(dropout_gen_));
+  json state = {{"cur_nimg", cur_nimg_},
+                {"cur_tick", cur_tick_},
+                {"tick_start_nimg", tick_start_nimg_},
+                {"steps", steps_},
+                {"skipped_steps", skipped_steps_},
+                {"nonfinite_in_row", nonfinite_in_row_},
+                {"net_config", json::parse(net_config_to_json(net_->config))},
+                {"dtype", options_.dtype},
+                {"options", options_json(options_)}};
+  save_checkpoint(path, kCheckpointKind, tensors, state.dump());
+}
+
+void EdmTrainer::load_state(const std::string& path) {
+  TensorFile file = load_checkpoint(path, kCheckpointKind);
+  json state = json::parse(checkpoint_state(file));
+  std::string diff = config_difference(state.at("net_config").dump(), net_config_to_json(net_->config));
+  if (!diff.empty())
+    fail(path, "checkpoint is of another network: " + diff + "; hint: resume with the same --arch/--cbase/--cres/--cond");
+  if (state.value("dtype", "float32") != options_.dtype)
+    fail(path, "checkpoint was trained in " + state.value("dtype", "float32") + ", this run uses " + options_.dtype);
+  load_state_dict(*net_, tensors_with_prefix(file, "net."), path);
+  load_state_dict(*ema_, tensors_with_prefix(file, "ema."), path);
+  optimizer_->load_state(tensors_with_prefix(file, "adam."), path);
+  set_generator_state(gen_, file.get("rng.train"), path + " (rng.train)");
+  set_generator_state(dropout_gen_, file.get("rng.dropout"), path + " (rng.dropout)");
+  cur_nimg_ = state.at("cur_nimg").get<int64_t>();
+  cur_tick_ = state.at("cur_tick").get<int64_t>();
+  tick_start_nimg_ = state.at("tick_start_nimg").get<int64_t>();
+  steps_ = state.at("steps").get<int64_t>();
+  skipped_steps_ = state.at("skipped_steps").get<int64_t>();
+  nonfinite_in_row_ = state.at("nonfinite_in_row").get<int64_t>();
+}
+
+std::string EdmTrainer::kimg_name(const std::string& stem, const std::string& ext) const {
+  char name[64];
+  std::snprintf(name, sizeof(name), "%s-%06lld.%s", stem.c_str(), static_cast<long long>(cur_nimg_ / 1000),
+                ext.c_str());
+  return (std::filesystem::path(run_dir_) / name).string();
+}
+
+void EdmTrainer::write_sample_grid(const std::string& path) {
+  std::vector<int64_t> seeds;
+  for (int i = 0; i < options_.sample_count; ++i) seeds.push_back(i);
+  auto latents = latents_for_seeds(seeds, options_.net.img_channels, options_.net.img_resolution);  // [n, C, H, W]
+  at::Tensor labels;
+  if (options_.net.label_dim > 0)
+    labels = at::one_hot(at::arange(options_.sample_count, at::kLong) % options_.net.label_dim, options_.net.label_dim)
+                 .to(at::kDouble);  // [n, L]: class = seed mod label_dim
+  Precond ema_precond(ema_, options_.precond);
+  SamplerConfig sampler;
+  sampler.num_steps = options_.sample_steps;
+  auto x = heun_sample(ema_precond, latents, labels, sampler);  // [n, C, H, W] f64
+  write_png_grid(path, x.to(at::kFloat));
+}
+
+TrainResult EdmTrainer::run() {
+  const auto& o = options_;
+  std::string dataset_name = std::filesystem::path(o.data).filename().string();
+  if (dataset_name.empty()) dataset_name = std::filesystem::path(o.data).parent_path().filename().string();
+  std::string desc = (dataset_name.empty() ? "data" : dataset_name) + "-" + (o.cond ? "cond" : "uncond") + "-" + o.arch +
+                     "-" + to_string(o.precond) + "-batch" + std::to_string(o.batch) + "-" + o.dtype;
+  run_dir_ = make_run_dir(o.outdir, desc);
+  write_file_atomic((std::filesystem::path(run_dir_) / "training_options.json").string(),
+                    train_options_to_json(o) + "\n");
+  const std::string stats_path = (std::filesystem::path(run_dir_) / "stats.jsonl").string();
+
+  TrainResult result;
+  result.run_dir = run_dir_;
+  Progress progress("train", total_nimg(), "img", o.progress);
+  using clock = std::chrono::steady_clock;
+  auto start_time = clock::now(), tick_start_time = start_time;
+  double tick_loss_sum = 0;
+  int64_t tick_steps = 0, tick_skipped = 0;
+  tick_start_nimg_ = cur_nimg_;
+
+  bool done = cur_nimg_ >= total_nimg();
+  bool stop = false;
+  while (!done && !stop) {
+    double lr = current_lr();
+    if (train_step()) {
+      tick_loss_sum += last_loss_;
+      ++tick_steps;
+    } else {
+      ++tick_skipped;
+    }
+    done = cur_nimg_ >= total_nimg();
+    stop = !done && should_stop && should_stop();
+    char extra[64];
+    std::snprintf(extra, sizeof(extra), "loss %.4f", last_loss_);
+    progress.update(cur_nimg_, extra);
+    if (!done && !stop && cur_tick_ != 0 && cur_nimg_ < tick_start_nimg_ + std::llround(o.tick_kimg * 1000)) continue;
+
+    // Once per tick: stats, and snapshots every snap_ticks ticks (EDM also snapshots at tick 0).
+    auto now = clock::now();
+    double tick_seconds = std::chrono::duration<double>(now - tick_start_time).count();
+    json stats = {{"tick", cur_tick_},
+                  {"kimg", static_cast<double>(cur_nimg_) / 1000},
+                  {"loss", tick_steps ? tick_loss_sum / static_cast<double>(tick_steps) : NAN},
+                  {"images_per_s", static_cast<double>(cur_nimg_ - tick_start_nimg_) / std::max(tick_seconds, 1e-9)},
+                  {"lr", lr},
+                  {"time_s", std::chrono::duration<double>(now - start_time).count()},
+                  {"skipped_steps", tick_skipped}};
+    if (tick_steps == 0) stats["loss"] = nullptr;
+    append_line(stats_path, stats.dump());
+    if (done || stop || (o.snap_ticks > 0 && cur_tick_ % o.snap_ticks == 0)) {
+      result.last_network = kimg_name("network-snapshot", "safetensors");
+      save_net(result.last_network, *ema_, to_string(o.precond),
+               {{"kimg", std::to_string(cur_nimg_ / 1000)}, {"training_options", options_json(o).dump()}});
+      write_sample_grid(kimg_name("samples", "png"));
+      if (cur_tick_ != 0 || done || stop) {
+        result.last_state = kimg_name("training-state", "safetensors");
+        save_state(result.last_state);
+      }
+    }
+    ++cur_tick_;
+    tick_start_nimg_ = cur_nimg_;
+    tick_start_time = now;
+    tick_loss_sum = 0;
+    tick_steps = tick_skipped = 0;
+  }
+  progress.finish();
+  result.cur_nimg = cur_nimg_;
+  result.steps = steps_;
+  result.skipped_steps = skipped_steps_;
+  result.interrupted = stop;
+  return result;
+}
+
+}  // namespace pidistill

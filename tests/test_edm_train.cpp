@@ -1,0 +1,263 @@
+// EDM's training loop on a tiny network and a tiny random dataset: resume bit-exactness, EMA and learning-rate
+// formulas, non-finite steps, Adam against torch's, checkpoint atomicity and architecture checks.
+#include "pidistill/edm/adam.h"
+#include "pidistill/edm/ema.h"
+#include "pidistill/edm/train.h"
+#include "pidistill/nets/net_file.h"
+#include "pidistill/util/checkpoint.h"
+#include "pidistill/util/error.h"
+#include "test_common.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+using namespace pidistill;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("pidistill_test_edm_train_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+TrainData tiny_data() {
+  auto gen = at::detail::createCPUGenerator(42);
+  TrainData data;
+  data.images = at::randint(0, 256, {32, 1, 8, 8}, gen, at::kLong).to(at::kByte);  // [32, 1, 8, 8]
+  data.labels = at::randint(0, 3, {32}, gen, at::kLong);
+  data.label_dim = 3;
+  data.source = "tiny";
+  return data;
+}
+
+TrainOptions tiny_options(const std::string& outdir) {
+  TrainOptions o;
+  o.data = "tiny";
+  o.net = net_config_preset("ddpmpp", 8, 1);
+  o.net.model_channels = 8;
+  o.net.channel_mult = {1, 2};
+  o.net.num_blocks = 1;
+  o.net.attn_resolutions = {4};
+  o.net.dropout = 0.1;  // dropout masks must resume exactly too
+  o.duration_mimg = 48e-6;  // 6 steps of 8
+  o.batch = 8;
+  o.batch_gpu = 4;          // 2 accumulation rounds
+  o.lr = 2e-3;
+  o.lr_rampup_mimg = 32e-6;  // ramp over the first 4 steps
+  o.ema_mimg = 20e-6;
+  o.xflip = true;
+  o.seed = 7;
+  o.tick_kimg = 0.016;  // a tick every 2 steps
+  o.snap_ticks = 1;
+  o.outdir = outdir;
+  o.sample_steps = 2;
+  o.sample_count = 2;
+  o.progress = false;
+  return o;
+}
+
+void expect_same_weights(const UNet& a, const UNet& b, const std::string& what) {
+  auto sa = state_dict(a), sb = state_dict(b);
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(sa[i].second.equal(sb[i].second)) << what << " " << sa[i].first;
+}
+
+}  // namespace
+
+TEST(EdmTrain, InterruptedAndResumedEqualsUninterrupted) {
+  auto dir = temp_dir("resume");
+  EdmTrainer full(tiny_options(dir), tiny_data());
+  auto full_result = full.run();
+  EXPECT_EQ(full_result.cur_nimg, 48);
+  EXPECT_EQ(full_result.steps, 6);
+  EXPECT_FALSE(full_result.interrupted);
+  EXPECT_TRUE(fs::exists(full_result.last_network));
+  EXPECT_TRUE(fs::exists(fs::path(full_result.run_dir) / "training_options.json"));
+  EXPECT_TRUE(fs::exists(fs::path(full_result.run_dir) / "stats.jsonl"));
+  EXPECT_TRUE(fs::exists(fs::path(full_result.run_dir) / "samples-000000.png"));
+
+  EdmTrainer first(tiny_options(dir), tiny_data());
+  int calls = 0;
+  first.should_stop = [&] { return ++calls == 3; };  // Ctrl-C after the third step
+  auto first_result = first.run();
+  EXPECT_TRUE(first_result.interrupted);
+  EXPECT_EQ(first_result.cur_nimg, 24);
+  ASSERT_TRUE(fs::exists(first_result.last_state));
+
+  auto options = tiny_options(dir);
+  options.resume = first_result.last_state;
+  EdmTrainer resumed(options, tiny_data());
+  EXPECT_EQ(resumed.cur_nimg(), 24);
+  auto resumed_result = resumed.run();
+  EXPECT_EQ(resumed_result.cur_nimg, 48);
+  EXPECT_EQ(resumed_result.steps, 6);
+  expect_same_weights(*resumed.net(), *full.net(), "net");
+  expect_same_weights(*resumed.ema(), *full.ema(), "ema");
+
+  // The weights moved, so the equality above is not trivially true.
+  EdmTrainer untrained(tiny_options(dir), tiny_data());
+  EXPECT_FALSE(state_dict(*untrained.net())[0].second.equal(state_dict(*full.net())[0].second) &&
+               state_dict(*untrained.net()).back().second.equal(state_dict(*full.net()).back().second));
+
+  // The exported network loads for generation and equals the EMA.
+  auto loaded = load_net(full_result.last_network);
+  expect_same_weights(*loaded.net, *full.ema(), "exported");
+  fs::remove_all(dir);
+}
+
+TEST(EdmTrain, ResumeFromAnotherArchitectureNamesTheKey) {
+  auto dir = temp_dir("arch");
+  EdmTrainer trainer(tiny_options(dir), tiny_data());
+  auto path = (fs::path(dir) / "state.safetensors").string();
+  trainer.save_state(path);
+  auto options = tiny_options(dir);
+  options.net.model_channels = 16;
+  options.resume = path;
+  try {
+    EdmTrainer other(options, tiny_data());
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("model_channels"), std::string::npos) << what;
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+  }
+  // A network file is not a training state.
+  options = tiny_options(dir);
+  auto net_path = (fs::path(dir) / "net.safetensors").string();
+  save_net(net_path, *trainer.net(), "edm");
+  options.resume = net_path;
+  EXPECT_THROW(EdmTrainer(options, tiny_data()), Error);
+  fs::remove_all(dir);
+}
+
+TEST(EdmTrain, EmaBetaFollowsEdmFormula) {
+  // No ramp-up: beta = 0.5^(batch / (ema_kimg * 1000)).
+  EXPECT_DOUBLE_EQ(ema_beta(512, 1000000, 500, 0), std::pow(0.5, 512.0 / 500000));
+  // Ramp-up: half-life min(500k, cur_nimg * 0.05).
+  EXPECT_DOUBLE_EQ(ema_beta(512, 1000000, 500, 0.05), std::pow(0.5, 512.0 / 50000));
+  EXPECT_DOUBLE_EQ(ema_beta(512, 100000000, 500, 0.05), std::pow(0.5, 512.0 / 500000));
+  EXPECT_EQ(ema_beta(512, 0, 500, 0.05), 0.0);  // first step: the EMA becomes the network
+
+  auto net = torch::nn::Linear(3, 2), ema = torch::nn::Linear(3, 2);
+  auto before = ema->weight.detach().clone();
+  update_ema(*ema, *net, 0.25);
+  EXPECT_TRUE(ema->weight.allclose(net->weight * 0.75 + before * 0.25, 1e-6, 1e-7));
+}
+
+TEST(EdmTrain, LearningRateRampsUpLinearly) {
+  auto dir = temp_dir("lr");
+  EdmTrainer trainer(tiny_options(dir), tiny_data());  // lr 2e-3 over 32 images
+  EXPECT_EQ(trainer.current_lr(), 0.0);                  // EDM's first step has lr 0
+  trainer.train_step();
+  EXPECT_DOUBLE_EQ(trainer.current_lr(), 2e-3 * 8 / 32);
+  for (int i = 0; i < 4; ++i) trainer.train_step();
+  EXPECT_DOUBLE_EQ(trainer.current_lr(), 2e-3);
+  fs::remove_all(dir);
+}
+
+TEST(EdmTrain, NonFiniteLossSkipsTheStepAndAbortsAfterManyInARow) {
+  auto dir = temp_dir("nonfinite");
+  auto options = tiny_options(dir);
+  options.max_nonfinite_in_row = 3;
+  EdmTrainer trainer(options, tiny_data());
+  ASSERT_TRUE(trainer.train_step());
+  // The input convolution: every image passes through it.
+  auto param = trainer.net()->named_parameters()["enc.8x8_conv.weight"];
+  auto saved = param.detach().clone();
+  {
+    torch::NoGradGuard no_grad;
+    param.view({-1})[0] = NAN;
+  }
+  auto before = state_dict(*trainer.net());
+  std::vector<at::Tensor> before_copy;
+  for (auto& [n, t] : before) before_copy.push_back(t.clone());
+  auto ema_before = state_dict(*trainer.ema())[1].second.clone();
+  EXPECT_FALSE(trainer.train_step());
+  EXPECT_EQ(trainer.skipped_steps(), 1);
+  EXPECT_EQ(trainer.cur_nimg(), 16);
+  auto after = state_dict(*trainer.net());
+  for (size_t i = 0; i < after.size(); ++i)  // NaN-aware: the corrupted weight stays as it was too
+    EXPECT_TRUE(at::allclose(after[i].second, before_copy[i], 0, 0, /*equal_nan=*/true)) << after[i].first;
+  EXPECT_TRUE(state_dict(*trainer.ema())[1].second.equal(ema_before));
+  {
+    torch::NoGradGuard no_grad;
+    param.copy_(saved);
+  }
+  EXPECT_TRUE(trainer.train_step());  // recovers; the count of steps in a row starts again
+  {
+    torch::NoGradGuard no_grad;
+    param.view({-1})[0] = INFINITY;
+  }
+  EXPECT_FALSE(trainer.train_step());
+  EXPECT_FALSE(trainer.train_step());
+  try {
+    trainer.train_step();
+    FAIL() << "expected an Error after 3 non-finite steps in a row";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not finite for 3 steps"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(EdmTrain, AdamMatchesTorchAdam) {
+  auto gen = at::detail::createCPUGenerator(3);
+  auto a = at::randn({5, 4}, gen, at::kDouble).set_requires_grad(true);
+  auto b = a.detach().clone().set_requires_grad(true);
+  AdamConfig config;
+  config.lr = 0.01;
+  Adam ours({a}, config);
+  torch::optim::Adam theirs({b}, torch::optim::AdamOptions(0.01).betas({0.9, 0.999}).eps(1e-8));
+  for (int step = 0; step < 5; ++step) {
+    auto g = at::randn({5, 4}, gen, at::kDouble) * std::pow(10.0, -step);
+    a.mutable_grad() = g.clone();
+    b.mutable_grad() = g.clone();
+    ours.step();
+    theirs.step();
+  }
+  EXPECT_CLOSE(a.detach(), b.detach(), 1e-15);
+
+  // State round trip: a copy continues exactly like the original.
+  auto c = a.detach().clone().set_requires_grad(true);
+  Adam copy({c}, config);
+  copy.load_state(ours.state(), "test");
+  auto g = at::randn({5, 4}, gen, at::kDouble);
+  a.mutable_grad() = g.clone();
+  c.mutable_grad() = g.clone();
+  ours.step();
+  copy.step();
+  EXPECT_TRUE(a.equal(c));
+  auto d = at::zeros({2}, at::kDouble).set_requires_grad(true);
+  Adam wrong({d}, config);
+  EXPECT_THROW(wrong.load_state(ours.state(), "test"), Error);  // moments of another shape
+}
+
+TEST(EdmTrain, FailedCheckpointWriteKeepsThePreviousFile) {
+  auto dir = temp_dir("atomic");
+  auto path = (fs::path(dir) / "state.safetensors").string();
+  save_checkpoint(path, "edm_train", {{"x", at::ones({3})}}, R"({"step": 1})");
+  // Block the temporary file so the next write fails, as a full disk would.
+  fs::create_directories(path + ".tmp");
+  fs::create_directories(path + ".tmp/blocker");
+  EXPECT_THROW(save_checkpoint(path, "edm_train", {{"x", at::zeros({3})}}, R"({"step": 2})"), Error);
+  auto file = load_checkpoint(path, "edm_train");
+  EXPECT_TRUE(file.get("x").equal(at::ones({3})));
+  EXPECT_EQ(checkpoint_state(file), R"({"step": 1})");
+  EXPECT_THROW(load_checkpoint(path, "pid_distill"), Error);  // another kind of checkpoint
+
+  // Generator state round trip.
+  auto gen = at::detail::createCPUGenerator(5);
+  at::randn({7}, gen);
+  auto state = generator_state(gen);
+  auto expected = at::randn({4}, gen);
+  auto other = at::detail::createCPUGenerator(0);
+  set_generator_state(other, state, "test");
+  EXPECT_TRUE(at::randn({4}, other).equal(expected));
+  EXPECT_THROW(set_generator_state(other, at::zeros({3}, at::kByte), "test"), Error);
+  fs::remove_all(dir);
+}
