@@ -1,0 +1,133 @@
+// The PID loss against the official OneShotDenoiser.ode_losses (golden pid_loss_{l2,l1,lpips}_*): grid,
+// intermediates, per-sample loss and the gradient of every student parameter; and the grid alone (schedules_*).
+#include "pidistill/edm/precond.h"
+#include "pidistill/nets/net_file.h"
+#include "pidistill/pid/pid_loss.h"
+#include "pidistill/util/error.h"
+#include "test_common.h"
+
+#include <torch/torch.h>
+
+using namespace pidistill;
+using pidistill::test::golden;
+using pidistill::test::load_golden;
+using pidistill::test::rel_err;
+
+TEST(PidGrid, Idx2SigmasGolden) {
+  PidGrid grid;  // N = 250
+  for (auto [file, dtype] : {std::pair{"schedules_f64.safetensors", at::kDouble},
+                             std::pair{"schedules_f32.safetensors", at::kFloat}}) {
+    auto g = load_golden(file);
+    auto t = idx2sigmas(g.get("pid_indices_250"), grid, dtype);
+    ASSERT_EQ(t.scalar_type(), dtype);
+    // Same operations in the same order as PID: expected bitwise, allowed one rounding of pow.
+    EXPECT_CLOSE(t, g.get("pid_idx2sigmas_250"), dtype == at::kDouble ? 1e-15 : 2e-7);
+  }
+}
+
+TEST(PidGrid, NeighboursAndErrors) {
+  PidGrid grid;
+  auto j = neighbour_indices(at::tensor({0, 123, 248, 249}, at::kLong), grid);
+  EXPECT_TRUE(j.equal(at::tensor({1, 124, 249, 248}, at::kLong)));
+  grid.N = 1;
+  EXPECT_THROW(validate(grid), Error);
+  EXPECT_THROW(idx2sigmas(at::tensor({0}, at::kLong), grid, at::kDouble), Error);
+  // Without the backward pairing the last index is never drawn.
+  PidGrid forward_only;
+  forward_only.N = 4;
+  forward_only.last_index_backward = false;
+  auto gen = at::detail::createCPUGenerator(7);
+  auto i = sample_indices(1000, forward_only, gen);
+  EXPECT_EQ(i.max().item<int64_t>(), 2);
+  EXPECT_EQ(i.min().item<int64_t>(), 0);
+}
+
+struct LossCase {
+  std::string distance;
+  at::ScalarType dtype;
+};
+
+class PidLossGolden : public ::testing::TestWithParam<LossCase> {};
+
+TEST_P(PidLossGolden, MatchesOfficial) {
+  const auto [distance, dtype] = GetParam();
+  const bool f64 = dtype == at::kDouble;
+  const std::string suffix = f64 ? "_f64" : "_f32";
+  auto g = load_golden("pid_loss_" + distance + suffix + ".safetensors");
+  auto g64 = load_golden("pid_loss_" + distance + "_f64.safetensors");
+
+  auto teacher_net = load_net(golden("ddpmpp_uncond_weights.safetensors")).net;
+  teacher_net->to(dtype);
+  teacher_net->eval();
+  Precond teacher(teacher_net, PrecondType::EDM);
+  Student student(clone_net(*teacher_net));
+  student.F->train();
+
+  Lpips lpips;
+  PidLossConfig config;
+  config.distance = pid_distance_from_string(distance);
+  if (config.distance == PidDistance::LPIPS) {
+    lpips = Lpips::synthetic().to(at::kCPU, dtype);
+    config.lpips = &lpips;
+  }
+  auto out = pid_loss(student, teacher, g.get("z"), g.get("indices"), config);
+  EXPECT_TRUE(out.indices2.equal(g.get("indices_plus1_mapped")));
+
+  const double tight = f64 ? 1e-12 : 1e-5;   // values the network computes directly
+  const double loose = f64 ? 1e-9 : 1e-3;    // finite differences amplify rounding by ~1/|t - t2|
+  EXPECT_CLOSE(out.t, g.get("t"), f64 ? 1e-15 : 2e-7);
+  EXPECT_CLOSE(out.t2, g.get("t2"), f64 ? 1e-15 : 2e-7);
+  EXPECT_CLOSE(out.y_hat, g.get("y_hat"), tight);
+  EXPECT_CLOSE(out.y_hat_dt, g.get("y_hat_dt"), tight);
+  EXPECT_CLOSE(out.teacher_pred, g.get("teacher_pred"), tight);
+  EXPECT_CLOSE(out.dydx, g.get("dydx"), loose);
+  EXPECT_CLOSE(out.target, g.get("target"), loose);
+  EXPECT_CLOSE(out.loss, g.get("loss"), f64 ? 1e-9 : 1e-4);
+
+  out.loss.sum().backward();
+  int checked = 0;
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& item : student.F->named_parameters()) {
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    const auto& grad = item.value().grad();
+    const std::string key = "grad." + item.key();
+    double err;
+    if (!f64 && distance == "l1") {
+      // sign(target - pred) flips near zero between f32 and f64: compare per-tensor norms against f64.
+      auto ref = g64.get(key);
+      err = (grad.to(at::kDouble) - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-30);
+    } else {
+      err = rel_err(grad, g.get(key));
+    }
+    if (err > worst) worst = err, worst_name = item.key();
+    ++checked;
+  }
+  const double grad_tol = f64 ? 1e-9 : (distance == "l1" ? 5e-2 : 1e-3);
+  std::cout << "[ rel err ] worst of " << checked << " gradients: " << worst << " (" << worst_name << ", tol "
+            << grad_tol << ")\n";
+  EXPECT_EQ(checked, 142);
+  EXPECT_LE(worst, grad_tol) << worst_name;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, PidLossGolden,
+                         ::testing::Values(LossCase{"l2", at::kDouble}, LossCase{"l2", at::kFloat},
+                                           LossCase{"l1", at::kDouble}, LossCase{"l1", at::kFloat},
+                                           LossCase{"lpips", at::kDouble}, LossCase{"lpips", at::kFloat}),
+                         [](const auto& info) {
+                           return info.param.distance + (info.param.dtype == at::kDouble ? "_f64" : "_f32");
+                         });
+
+TEST(PidLoss, HuberAndErrors) {
+  PidLossConfig config;
+  config.distance = PidDistance::Huber;
+  auto a = at::zeros({2, 3, 4, 4}, at::kDouble), b = at::zeros({2, 3, 4, 4}, at::kDouble);
+  b[1].fill_(0.5);
+  auto loss = pid_distance(a, b, config);
+  const double c = 0.00054 * std::sqrt(48.0);
+  EXPECT_NEAR(loss[0].item<double>(), 0, 1e-15);
+  EXPECT_NEAR(loss[1].item<double>(), std::sqrt(48 * 0.25 + c * c) - c, 1e-12);
+  EXPECT_THROW(pid_distance_from_string("l3"), Error);
+  config.distance = PidDistance::LPIPS;  // no network given
+  EXPECT_THROW(pid_distance(a, b, config), Error);
+}
