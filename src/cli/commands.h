@@ -8,5 +8,6 @@ namespace pidistill::cli {
 void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_denoise_command(CLI::App& app);
+void add_distill_command(CLI::App& app);
 
 }  // namespace pidistill::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   pidistill::cli::add_inspect_command(app);
   pidistill::cli::add_convert_command(app);
   pidistill::cli::add_denoise_command(app);
+  pidistill::cli::add_distill_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

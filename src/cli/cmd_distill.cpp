@@ -1,0 +1,101 @@
+// `pidistill distill`: Physics Informed Distillation of an EDM teacher into a one-call student, with the
+// paper's CIFAR-10 settings as defaults; seeded, resumable, stopping exactly at --steps.
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "pidistill/pid/distill.h"
+#include "pidistill/util/error.h"
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <utility>
+
+namespace pidistill::cli {
+namespace {
+
+struct DistillCliOptions {
+  DistillOptions o;
+  std::string resume;
+  bool dry_run = false;
+  bool quiet = false;
+  NetOptions arch;
+  CLI::App* cmd = nullptr;
+};
+
+// Command-line flag -> key in training_options.json, to tell the resume logic which options were given.
+const std::pair<const char*, const char*> kFlagKeys[] = {
+    {"--teacher", "teacher"}, {"--loss", "loss"}, {"--N", "N"}, {"--forward-last", "last_index_backward"},
+    {"--huber-c", "huber_c"}, {"--lr", "lr"}, {"--batch", "batch"}, {"--batch-gpu", "batch_gpu"},
+    {"--steps", "steps"}, {"--minutes", "minutes"}, {"--ema", "ema"}, {"--export-ema", "export_ema"},
+    {"--seed", "seed"}, {"--outdir", "outdir"}, {"--lpips-weights", "lpips_weights"}, {"--cond", "cond"},
+    {"--log-every", "log_every"}, {"--snap-every", "snap_every"}, {"--grid-every", "grid_every"},
+    {"--grid-seeds", "grid_seeds"}, {"--max-nonfinite", "max_nonfinite"}, {"--device", "device"},
+    {"--f64", "f64"}};
+
+void run_distill_command(DistillCliOptions& c) {
+  DistillRun run;
+  run.options = c.o;
+  run.resume = c.resume;
+  run.teacher_config = resolve_net_config(c.arch);
+  run.show_progress = !c.quiet;
+  for (const auto& [flag, key] : kFlagKeys)
+    if (c.cmd->count(flag) > 0) run.given.push_back(key);
+  if (c.resume.empty() && c.o.teacher.empty()) fail("--teacher", "a teacher network file is required (or --resume)");
+  if (!c.resume.empty() && c.o.teacher.empty()) run.options.teacher = "(from checkpoint)";
+
+  const DistillOptions resolved = resolve_options(run);
+  if (c.dry_run) {
+    std::cout << to_json(resolved) << "\n";
+    return;
+  }
+  DistillResult r = distill(run);
+  std::printf("%s: step %lld, loss %.5g, %.1f s%s; student %s\n", r.run_dir.c_str(),
+              static_cast<long long>(r.step), r.last_loss, r.seconds, r.stopped_early ? " (stopped early)" : "",
+              r.student_path.c_str());
+  if (r.stopped_early) std::printf("resume with: pidistill distill --resume %s\n", r.checkpoint_path.c_str());
+  if (r.nonfinite_skipped) std::printf("%lld steps skipped for non-finite loss\n", static_cast<long long>(r.nonfinite_skipped));
+}
+
+}  // namespace
+
+void add_distill_command(CLI::App& app) {
+  auto c = std::make_shared<DistillCliOptions>();
+  DistillOptions& o = c->o;
+  CLI::App* cmd = app.add_subcommand("distill", "Distil an EDM teacher into a one-call PID student");
+  c->cmd = cmd;
+  cmd->add_option("--teacher", o.teacher, "Teacher network file (.safetensors or .pt)");
+  cmd->add_option("--loss", o.loss, "Distance: lpips | l2 | l1 | huber")->capture_default_str();
+  cmd->add_option("--N", o.N, "Grid points of the time discretisation")->capture_default_str();
+  cmd->add_flag("--forward-last{false}", o.last_index_backward,
+                "Draw indices from 0..N-2 only (default: pair N-1 with N-2 as the official code)");
+  cmd->add_option("--huber-c", o.huber_c, "Pseudo-Huber c (default 0.00054 sqrt(dim), iCT)");
+  cmd->add_option("--lr", o.lr, "RAdam learning rate")->capture_default_str();
+  cmd->add_option("--batch", o.batch, "Images per optimiser step")->capture_default_str();
+  cmd->add_option("--batch-gpu", o.batch_gpu, "Micro-batch (gradient accumulation); 0 = --batch");
+  cmd->add_option("--steps", o.steps, "Optimiser steps")->capture_default_str();
+  cmd->add_option("--minutes", o.minutes, "Wall-clock budget of this invocation (0 = none)");
+  cmd->add_option("--ema", o.ema, "EMA rates")->delimiter(',')->capture_default_str();
+  cmd->add_option("--export-ema", o.export_ema,
+                  "Exported weights: auto (largest EMA with 1/(1-rate) <= steps/10, else raw), none, or a rate")
+      ->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of z, grid indices and labels")->capture_default_str();
+  cmd->add_option("--outdir", o.outdir, "Parent of the numbered run directory")->capture_default_str();
+  cmd->add_option("--resume", c->resume, "Continue from a training-state-*.safetensors checkpoint");
+  cmd->add_option("--lpips-weights", o.lpips_weights, "VGG16 + LPIPS weights file (needed by --loss lpips)");
+  cmd->add_flag("--cond", o.cond, "Class-conditional teacher: labels drawn uniformly, shared with the teacher");
+  cmd->add_option("--log-every", o.log_every, "Steps per stats.jsonl line")->capture_default_str();
+  cmd->add_option("--snap-every", o.snap_every, "Steps per checkpoint")->capture_default_str();
+  cmd->add_option("--grid-every", o.grid_every, "Steps per sample grid PNG (0 = at the end only)")
+      ->capture_default_str();
+  cmd->add_option("--grid-seeds", o.grid_seeds, "Seeds of the sample grids")->capture_default_str();
+  cmd->add_option("--max-nonfinite", o.max_nonfinite, "Abort after this many non-finite losses in a row")
+      ->capture_default_str();
+  cmd->add_option("--device", o.device, "cpu or cuda[:i]")->capture_default_str();
+  cmd->add_flag("--f64", o.f64, "Train in float64");
+  cmd->add_flag("--dry-run", c->dry_run, "Print the resolved options and stop");
+  cmd->add_flag("--quiet", c->quiet, "No progress bar");
+  add_net_options(*cmd, c->arch);
+  cmd->callback([c] { run_distill_command(*c); });
+}
+
+}  // namespace pidistill::cli

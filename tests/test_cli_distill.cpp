@@ -1,0 +1,107 @@
+// `pidistill distill` through the binary: paper defaults, one-line errors, and an interrupted-then-resumed run
+// that equals the uninterrupted one bit for bit (tiny golden teacher, a few steps, float32 on CPU).
+#include "pidistill/io/safetensors.h"
+#include "pidistill/util/checkpoint.h"
+#include "test_cli_util.h"
+#include "test_common.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace pidistill::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kTeacher = golden("ddpmpp_uncond_weights.safetensors");
+
+std::string tiny_run(const std::string& outdir) {
+  return "distill --teacher " + quoted(kTeacher) + " --loss l2 --batch 4 --batch-gpu 2 --seed 5 --log-every 1" +
+         " --snap-every 2 --grid-every 0 --grid-seeds 0-3 --threads 1 --quiet --outdir " + quoted(outdir);
+}
+
+std::string only_run_dir(const std::string& outdir) {
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(outdir)) dirs.push_back(e.path());
+  EXPECT_EQ(dirs.size(), 1u) << outdir;
+  return dirs.empty() ? "" : dirs[0].string();
+}
+
+int count_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+TEST(CliDistill, DryRunShowsPaperDefaults) {
+  const auto r = run_cli("distill --teacher " + quoted(kTeacher) + " --dry-run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* expected : {"\"N\": 250", "\"lr\": 0.0002", "\"batch\": 512", "\"loss\": \"lpips\"",
+                               "0.99995", "\"last_index_backward\": true"})
+    EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
+}
+
+TEST(CliDistill, BadInputIsOneLineError) {
+  auto r = run_cli("distill --teacher " + quoted(kTeacher) + " --N 1 --dry-run");
+  EXPECT_ONE_LINE_ERROR(r);
+  EXPECT_NE(r.output.find("--N"), std::string::npos) << r.output;
+  r = run_cli("distill --teacher " + quoted(kTeacher) + " --loss lpips --steps 1 --outdir " +
+              quoted(scratch_dir() + "/lpips"));
+  EXPECT_ONE_LINE_ERROR(r);
+  EXPECT_NE(r.output.find("lpips"), std::string::npos) << r.output;
+  r = run_cli("distill --teacher " + quoted(scratch_dir() + "/missing.safetensors") + " --steps 1 --outdir " +
+              quoted(scratch_dir() + "/missing"));
+  EXPECT_ONE_LINE_ERROR(r);
+  r = run_cli("distill --teacher " + quoted(kTeacher) + " --batch 4 --batch-gpu 3 --dry-run");
+  EXPECT_ONE_LINE_ERROR(r);
+}
+
+TEST(CliDistill, ResumedRunEqualsUninterrupted) {
+  const std::string a = scratch_dir() + "/uninterrupted", b = scratch_dir() + "/interrupted";
+  auto r = run_cli(tiny_run(a) + " --steps 4");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_cli(tiny_run(b) + " --steps 2");  // "interrupted" after 2 steps: its state is checkpointed
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string run_b = only_run_dir(b);
+  r = run_cli("distill --resume " + quoted(run_b + "/training-state-000002.safetensors") +
+              " --steps 4 --threads 1 --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+
+  const std::string run_a = only_run_dir(a);
+  const TensorFile ca = load_checkpoint(run_a + "/training-state-000004.safetensors", "pid_distill");
+  const TensorFile cb = load_checkpoint(run_b + "/training-state-000004.safetensors", "pid_distill");
+  ASSERT_EQ(ca.tensors.size(), cb.tensors.size());
+  int compared = 0;
+  for (size_t i = 0; i < ca.tensors.size(); ++i) {
+    ASSERT_EQ(ca.tensors[i].first, cb.tensors[i].first);
+    EXPECT_TRUE(ca.tensors[i].second.equal(cb.tensors[i].second)) << ca.tensors[i].first;
+    ++compared;
+  }
+  std::cout << "[ resume ] " << compared << " checkpoint tensors identical (student, EMAs, RAdam, RNG)\n";
+  // Training moved the student away from the teacher (the test would pass vacuously otherwise).
+  const TensorFile teacher = read_safetensors(kTeacher);
+  EXPECT_FALSE(ca.get("student.enc.16x16_conv.weight").equal(teacher.get("model.enc.16x16_conv.weight")));
+
+  // The run directory holds what a user looks at.
+  for (const char* name : {"training_options.json", "stats.jsonl", "student-final.safetensors", "grid-000004.png"})
+    EXPECT_TRUE(fs::exists(run_a + "/" + name)) << name;
+  EXPECT_FALSE(fs::exists(run_a + "/training-state-000002.safetensors"));  // only the newest is kept
+  EXPECT_EQ(count_lines(run_a + "/stats.jsonl"), 4);
+  EXPECT_EQ(count_lines(run_b + "/stats.jsonl"), 4);
+  const TensorFile student = read_safetensors(run_a + "/student-final.safetensors");
+  EXPECT_EQ(student.meta("pid_student"), "1");
+  EXPECT_EQ(student.meta("T"), "80");
+  EXPECT_TRUE(student.get("model.enc.16x16_conv.weight").equal(ca.get("student.enc.16x16_conv.weight")));
+  const TensorFile student_b = read_safetensors(run_b + "/student-final.safetensors");
+  EXPECT_TRUE(student.get("model.dec.16x16_aux_conv.weight").equal(student_b.get("model.dec.16x16_aux_conv.weight")));
+
+  // Resuming with a changed training option is refused.
+  r = run_cli("distill --resume " + quoted(run_a + "/training-state-000004.safetensors") + " --lr 1e-3 --steps 5");
+  EXPECT_ONE_LINE_ERROR(r);
+}
+
+}  // namespace
+}  // namespace pidistill::test
