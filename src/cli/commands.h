@@ -8,6 +8,8 @@ namespace pidistill::cli {
 void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_denoise_command(CLI::App& app);
+void add_train_command(CLI::App& app);     // cmd_train.cpp: EDM training
+void add_generate_command(CLI::App& app);  // cmd_generate.cpp: EDM sampling
 void add_distill_command(CLI::App& app);
 
 }  // namespace pidistill::cli

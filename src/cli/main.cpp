@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   pidistill::cli::add_inspect_command(app);
   pidistill::cli::add_convert_command(app);
   pidistill::cli::add_denoise_command(app);
+  pidistill::cli::add_train_command(app);
+  pidistill::cli::add_generate_command(app);
   pidistill::cli::add_distill_command(app);
   try {
     app.parse(argc, argv);
