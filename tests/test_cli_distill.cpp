@@ -103,5 +103,25 @@ TEST(CliDistill, ResumedRunEqualsUninterrupted) {
   EXPECT_ONE_LINE_ERROR(r);
 }
 
+TEST(CliDistill, DenoiseStudentAtInitialisationMatchesGolden) {
+  // A teacher file evaluated with --student is the student at initialisation (F = the teacher's network),
+  // which is what the golden pid_student_io files hold.
+  for (bool f64 : {true, false}) {
+    const TensorFile io = load_golden(std::string("pid_student_io_") + (f64 ? "f64" : "f32") + ".safetensors");
+    const std::string stem = scratch_dir() + "/student_io" + (f64 ? "64" : "32");
+    write_safetensors(stem + "_in.safetensors", {{"z", io.get("z")}, {"t", io.get("t")}});
+    const auto r = run_cli("denoise --student --net " + quoted(kTeacher) + " --in " + quoted(stem + "_in.safetensors") +
+                           " --out " + quoted(stem + "_out.safetensors") + (f64 ? " --f64" : ""));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_CLOSE(read_safetensors(stem + "_out.safetensors").get("x_theta"), io.get("x_theta"), f64 ? 1e-12 : 1e-5);
+  }
+  // t outside [sigma_min, T] is refused.
+  const std::string bad = scratch_dir() + "/student_bad_in.safetensors";
+  write_safetensors(bad, {{"z", at::zeros({1, 3, 16, 16})}, {"t", at::full({1}, 100.0)}});
+  const auto r = run_cli("denoise --student --net " + quoted(kTeacher) + " --in " + quoted(bad) + " --out " +
+                         quoted(scratch_dir() + "/student_bad_out.safetensors"));
+  EXPECT_ONE_LINE_ERROR(r);
+}
+
 }  // namespace
 }  // namespace pidistill::test

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "pidistill/edm/precond.h"
 #include "pidistill/nets/net_file.h"
+#include "pidistill/pid/student_file.h"
 #include "pidistill/util/error.h"
 
 #include <ATen/ATen.h>
@@ -21,6 +22,7 @@ struct DenoiseOptions {
   std::string precond;  // edm | vp | ve; empty = the net file's precond metadata, else edm
   bool f64 = false;     // compute and write in float64 instead of float32
   bool raw = false;     // evaluate the raw network F(x_in, noise_labels) instead of D(x, sigma)
+  bool student = false; // evaluate the PID student x_theta(z, t) (a teacher file: the student at initialisation)
   NetOptions arch;      // the architecture, when the net file does not describe it
 };
 
@@ -62,7 +64,12 @@ void run_denoise(const DenoiseOptions& o) {
 
   at::NoGradGuard no_grad;
   NamedTensors out;
-  if (o.raw) {
+  if (o.student) {
+    const at::Tensor z = input(in, "z", dtype);  // [N, C, H, W] standard normal
+    const at::Tensor t = input(in, "t", dtype);  // [N], [1] or []
+    check_inputs(in, loaded.config, "z", z, class_labels, augment_labels);
+    out.emplace_back("x_theta", student_from(loaded)(z, t, class_labels));
+  } else if (o.raw) {
     const at::Tensor x_in = input(in, "x_in", dtype);                  // [N, C, H, W]
     const at::Tensor noise_labels = input(in, "noise_labels", dtype);  // [N] or [1]
     check_inputs(in, loaded.config, "x_in", x_in, class_labels, augment_labels);
@@ -77,7 +84,7 @@ void run_denoise(const DenoiseOptions& o) {
   write_safetensors(o.out, out,
                     {{"net", o.net},
                      {"input", o.in},
-                     {"precond", o.raw ? "none (raw F)" : precond_name},
+                     {"precond", o.student ? "pid student" : o.raw ? "none (raw F)" : precond_name},
                      {"dtype", o.f64 ? "F64" : "F32"}});
   std::cout << "wrote " << o.out << " (" << out[0].first << " " << shape_string(out[0].second) << ", "
             << (o.f64 ? "F64" : "F32") << ")\n";
@@ -100,6 +107,10 @@ void add_denoise_command(CLI::App& app) {
                   "Preconditioning: edm | vp | ve (default: the net file's, else edm)");
   cmd->add_flag("--f64", o->f64, "Compute and write in float64 (default float32)");
   cmd->add_flag("--raw", o->raw, "Evaluate the raw network F(x_in, noise_labels) instead of D(x, sigma)");
+  cmd->add_flag("--student", o->student,
+                "Evaluate the PID student x_theta(z, t [, class_labels]) -> x_theta; a teacher file gives the "
+                "student at initialisation")
+      ->excludes("--raw");
   add_net_options(*cmd, o->arch);
   cmd->callback([o] { run_denoise(*o); });
 }
