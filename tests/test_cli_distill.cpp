@@ -2,6 +2,7 @@
 // that equals the uninterrupted one bit for bit (tiny golden teacher, a few steps, float32 on CPU).
 #include "pidistill/io/safetensors.h"
 #include "pidistill/util/checkpoint.h"
+#include "pidistill/util/seeds.h"
 #include "test_cli_util.h"
 #include "test_common.h"
 
@@ -97,6 +98,24 @@ TEST(CliDistill, ResumedRunEqualsUninterrupted) {
   EXPECT_TRUE(student.get("model.enc.16x16_conv.weight").equal(ca.get("student.enc.16x16_conv.weight")));
   const TensorFile student_b = read_safetensors(run_b + "/student-final.safetensors");
   EXPECT_TRUE(student.get("model.dec.16x16_aux_conv.weight").equal(student_b.get("model.dec.16x16_aux_conv.weight")));
+
+  // One-call generation from the exported student: the student at t = sigma_min, clamped, EDM's seed latents.
+  const std::string gen_out = scratch_dir() + "/student_gen.safetensors";
+  r = run_cli("generate --net " + quoted(run_a + "/student-final.safetensors") + " --seeds 0-3 --out " + quoted(gen_out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const at::Tensor x_final = read_safetensors(gen_out).get("x_final");  // [4, 3, 16, 16]
+  const at::Tensor z = latents_for_seeds({0, 1, 2, 3}, 3, 16);
+  const std::string den_in = scratch_dir() + "/student_den_in.safetensors", den_out = scratch_dir() + "/student_den_out.safetensors";
+  write_safetensors(den_in, {{"z", z}, {"t", at::full({4}, 0.002)}});
+  r = run_cli("denoise --student --net " + quoted(run_a + "/student-final.safetensors") + " --in " + quoted(den_in) +
+              " --out " + quoted(den_out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(x_final.to(at::kFloat).equal(read_safetensors(den_out).get("x_theta").clamp(-1, 1)));
+  EXPECT_LE(x_final.abs().max().item<double>(), 1.0);
+  // --t samples the trajectory elsewhere: at t = T it is exactly T z (clamped).
+  r = run_cli("generate --net " + quoted(run_a + "/student-final.safetensors") + " --seeds 0-3 --t 80 --out " + quoted(gen_out));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(read_safetensors(gen_out).get("x_final").to(at::kFloat).equal((z * 80).clamp(-1, 1)));
 
   // Resuming with a changed training option is refused.
   r = run_cli("distill --resume " + quoted(run_a + "/training-state-000004.safetensors") + " --lr 1e-3 --steps 5");

@@ -5,6 +5,7 @@
 #include "pidistill/edm/precond.h"
 #include "pidistill/edm/sampler.h"
 #include "pidistill/nets/net_file.h"
+#include "pidistill/pid/student_file.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/image_io.h"
 #include "pidistill/util/progress.h"
@@ -36,13 +37,22 @@ struct GenerateOptions {
   bool f64 = false;           // --f64: the network in float64
   int64_t batch = 64;         // --batch: images per network call
   uint64_t sampler_seed = 0;  // --churn-seed: generator of the churn noise (S_churn > 0)
+  double t = 0;               // --t: PID student only, the trajectory time to evaluate; 0 = sigma_min (the images)
 };
 
 // Maps one batch of latents [b, C, H, W] and labels [b, L] (or undefined) to images [b, C, H, W] in float64.
 using BatchSampler = std::function<at::Tensor(const at::Tensor& latents, const at::Tensor& class_labels)>;
 
 BatchSampler make_sampler(const LoadedNet& loaded, const GenerateOptions& o) {
-  // (A PID student file gets its own branch here: one call at t = sigma_min.)
+  if (is_student_file(loaded)) {
+    // A PID student: one network call at t = sigma_min (or --t), clamped to [-1, 1].
+    auto student = std::make_shared<Student>(student_from(loaded));
+    const double t = o.t;
+    return [student, t](const at::Tensor& latents, const at::Tensor& labels) {
+      return one_call_generate(*student, latents, labels, t).to(at::kDouble);
+    };
+  }
+  if (o.t != 0) fail("--t", "only a PID student file (pidistill distill's student-final.safetensors) takes --t");
   auto precond = std::make_shared<Precond>(loaded.net, precond_from_string(loaded.precond));
   auto gen = std::make_shared<at::Generator>(at::detail::createCPUGenerator(o.sampler_seed));
   SamplerConfig config = o.sampler;
@@ -138,7 +148,7 @@ void run_generate(const GenerateOptions& o) {
 
 void add_generate_command(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate images with EDM's sampler (one latent per seed)");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate images with EDM's sampler, or one call of a PID student (one latent per seed)");
   cmd->add_option("--net", o->net, "Network file (.safetensors with config metadata)")->required();
   cmd->add_option("--seeds", o->seeds, "Seeds, e.g. 0-63 or 1,5,9-12")->capture_default_str();
   cmd->add_option("--grid", o->grid, "Write all images as one PNG grid");
@@ -158,6 +168,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--class", o->class_idx, "Class of every image (default: random per seed)");
   cmd->add_flag("--f64", o->f64, "Run the network in float64 (the sampler always works in float64)");
   cmd->add_option("--batch", o->batch, "Images per batch")->capture_default_str();
+  cmd->add_option("--t", o->t, "PID student: evaluate the trajectory at this t in [sigma_min, 80] (default sigma_min)");
   cmd->callback([o] {
     GenerateOptions resolved = *o;
     resolved.sampler.solver = solver_from_string(o->solver);
