@@ -8,6 +8,7 @@
 #include "pidistill/util/error.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard; ATen.h does not bring it in LibTorch 2.x
 
 #include <iostream>
 #include <memory>

@@ -24,6 +24,7 @@ void print_tensor_line(const std::pair<std::string, at::Tensor>& named) {
 }
 
 void run_inspect(const InspectOptions& o) {
+  std::optional<NetConfig> config = resolve_net_config(o.net);  // first: bad options fail before any output
   const TensorFile file = read_any_tensor_file(o.file);
   std::cout << "file: " << o.file << "\n";
 
@@ -36,7 +37,6 @@ void run_inspect(const InspectOptions& o) {
 
   // The architecture: the user's options, else the file's own config; a file with neither is only a tensor
   // list.
-  std::optional<NetConfig> config = resolve_net_config(o.net);
   if (!config && file.metadata.count("config")) config = net_config_from_json(file.metadata.at("config"));
   if (config) {
     // load_net checks every key and shape against the architecture, so "parameters" describes this file.
