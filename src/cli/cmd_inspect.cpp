@@ -67,9 +67,12 @@ void run_inspect(const InspectOptions& o) {
     }
   }
 
-  std::cout << "metadata:" << (file.metadata.size() == file.metadata.count("config") ? " none" : "") << "\n";
+  // config and precond were printed above when the file described its network.
+  const bool described = config.has_value();
+  std::cout << "metadata:\n";
   for (const auto& [key, value] : file.metadata)
-    if (key != "config") std::cout << "  " << key << ": " << value << "\n";  // config was printed above
+    if (!described || (key != "config" && key != "precond"))
+      std::cout << "  " << key << ": " << value << "\n";
 }
 
 }  // namespace
