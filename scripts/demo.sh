@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
-# The demo `make demo` runs: the most complete path that works today. For now: read the tiny EDM reference
-# network of ../shared/golden as the official code saved it (torch.save state dict), convert it into a
-# self-describing safetensors file, inspect it, and denoise the reference inputs with it.
-# (To be replaced by the distillation demo: teacher -> one-step student -> images.)
+# The demo `make demo` runs: distil a teacher into a one-call PID student on the CPU for a bounded time, then write
+# one PNG with the teacher at 35 network calls (EDM Heun, 18 steps) and the student at 1 call, same seeds.
+# Environment: DEMO_MINUTES (training budget, default 10), TEACHER (default: the bundled Fashion-MNIST teacher in
+# models/, else the tiny reference network of ../shared/golden, whose images are noise-like: it is untrained),
+# LPIPS_WEIGHTS (a converted VGG16+LPIPS file: the paper's lpips loss; default l2, which needs no download),
+# DEMO_BATCH (default 32), THREADS (default: all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 pidistill="$build/pidistill"
-golden=../shared/golden
+minutes=${DEMO_MINUTES:-10}
+batch=${DEMO_BATCH:-32}
 out=out/demo
+
+teacher=${TEACHER:-}
+if [[ -z "$teacher" ]]; then
+  teacher=$(ls models/*fashion*mnist*.safetensors models/*fmnist*.safetensors 2>/dev/null | head -n 1 || true)
+  if [[ -z "$teacher" ]]; then
+    teacher=../shared/golden/ddpmpp_uncond_weights.safetensors
+    echo "== no Fashion-MNIST teacher in models/; using the untrained reference network $teacher"
+  fi
+fi
+loss=(--loss l2)
+[[ -n "${LPIPS_WEIGHTS:-}" ]] && loss=(--loss lpips --lpips-weights "$LPIPS_WEIGHTS")
+threads=()
+[[ -n "${THREADS:-}" ]] && threads=(--threads "$THREADS")
+
 mkdir -p "$out"
+echo "== distil $teacher for $minutes minutes (batch $batch, ${loss[*]})"
+start=$(date +%s)
+"$pidistill" distill --teacher "$teacher" "${loss[@]}" --batch "$batch" --steps 1000000 --minutes "$minutes" \
+  --snap-every 500 --grid-every 500 --log-every 20 --outdir "$out/runs" "${threads[@]}" | tee "$out/distill.log"
+run=$(ls -d "$out"/runs/*/ | sort | tail -n 1)
+run=${run%/}
 
-# The .pt file does not say which architecture it holds; the reference safetensors file does.
-config=$("$pidistill" inspect "$golden/ddpmpp_uncond_weights.safetensors" | sed -n 's/^config: //p')
-echo "== config of the reference network: $config"
+echo "== teacher (35 calls) vs student (1 call), seeds 0-15"
+"$pidistill" compare --teacher "$teacher" --student "$run/student-final.safetensors" --seeds 0-15 \
+  --out "$out/teacher_vs_student.png" "${threads[@]}"
 
-echo "== convert the torch.save checkpoint into a self-describing safetensors file"
-"$pidistill" convert "$golden/ddpmpp_uncond_state_dict.pt" "$out/ddpmpp_uncond.safetensors" --config "$config"
-
-echo "== inspect it"
-"$pidistill" inspect "$out/ddpmpp_uncond.safetensors"
-
-echo "== denoise the reference inputs x at sigma = 0.002, 0.25, 5, 80 (EDM preconditioning, float64)"
-"$pidistill" denoise --net "$out/ddpmpp_uncond.safetensors" --in "$golden/ddpmpp_uncond_io_f64.safetensors" \
-  --out "$out/denoised.safetensors" --f64
-echo "== demo outputs are in $out/"
+steps=$(tail -n 1 "$run/stats.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+loss_value=$(tail -n 1 "$run/stats.jsonl" | sed -n 's/.*"loss":\([-0-9.eE+]*\).*/\1/p')
+echo "demo: $steps steps, loss $loss_value, $(( $(date +%s) - start )) s; picture $out/teacher_vs_student.png (teacher left, student right); run $run"

@@ -11,5 +11,6 @@ void add_denoise_command(CLI::App& app);
 void add_train_command(CLI::App& app);     // cmd_train.cpp: EDM training
 void add_generate_command(CLI::App& app);  // cmd_generate.cpp: EDM sampling
 void add_distill_command(CLI::App& app);
+void add_compare_command(CLI::App& app);  // cmd_compare.cpp: teacher vs PID student picture
 
 }  // namespace pidistill::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   pidistill::cli::add_train_command(app);
   pidistill::cli::add_generate_command(app);
   pidistill::cli::add_distill_command(app);
+  pidistill::cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

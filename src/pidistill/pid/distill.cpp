@@ -234,6 +234,24 @@ DistillResult distill(const DistillRun& run) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() / 60;
   };
 
+  int64_t last_logged = step;
+  // One stats.jsonl line for the steps since the last one (an early stop logs its partial interval too).
+  auto write_log = [&]() {
+    if (step == last_logged) return;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - log_start).count();
+    json line = {{"step", step},
+                 {"loss", log_count ? log_loss / log_count : NAN},
+                 {"grad_norm", log_count ? log_grad / log_count : NAN},
+                 {"img_per_s", secs > 0 ? (step - last_logged) * o.batch / secs : 0.0},
+                 {"nonfinite_skipped", nonfinite_total},
+                 {"elapsed_s", elapsed_now()}};
+    append_line(stats_path, line.dump());
+    if (log_count) result.last_loss = log_loss / log_count;
+    log_loss = log_grad = 0, log_count = 0;
+    last_logged = step;
+    log_start = std::chrono::steady_clock::now();
+  };
+
   while (step < o.steps) {
     if (stop_requested() || (o.minutes > 0 && minutes_used() >= o.minutes)) {
       result.stopped_early = true;
@@ -279,25 +297,12 @@ DistillResult distill(const DistillRun& run) {
     char extra[96];
     std::snprintf(extra, sizeof extra, "loss %.5g", loss_value);
     progress.update(step, extra);
-    if (step % o.log_every == 0 || step == o.steps) {
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - log_start).count();
-      const int64_t interval = step % o.log_every == 0 ? o.log_every : step % o.log_every;
-      json line = {{"step", step},
-                   {"loss", log_count ? log_loss / log_count : NAN},
-                   {"grad_norm", log_count ? log_grad / log_count : NAN},
-                   {"img_per_s", secs > 0 ? interval * o.batch / secs : 0.0},
-                   {"nonfinite_skipped", nonfinite_total},
-                   {"elapsed_s", elapsed_now()}};
-      append_line(stats_path, line.dump());
-      if (log_count) result.last_loss = log_loss / log_count;
-      log_loss = log_grad = 0, log_count = 0;
-      log_start = std::chrono::steady_clock::now();
-    }
+    if (step % o.log_every == 0 || step == o.steps) write_log();
     if (step % o.snap_every == 0 && step < o.steps) save_state(elapsed_now());
     if (o.grid_every > 0 && step % o.grid_every == 0 && step < o.steps) save_grid();
     if (run.after_step) run.after_step(step);
   }
-  if (log_count) result.last_loss = log_loss / log_count;
+  write_log();
   progress.finish();
   save_state(elapsed_now());
   save_grid();
