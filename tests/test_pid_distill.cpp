@@ -1,0 +1,90 @@
+// The distillation loop in-process: Ctrl-C saves a resumable checkpoint at the next step, non-finite losses are
+// skipped and counted, and a run of only non-finite losses aborts with a one-line Error after --max-nonfinite.
+#include "pidistill/io/safetensors.h"
+#include "pidistill/pid/distill.h"
+#include "pidistill/util/checkpoint.h"
+#include "pidistill/util/error.h"
+#include "pidistill/util/stop_signal.h"
+#include "test_common.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+using namespace pidistill;
+using pidistill::test::golden;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string scratch(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("pidistill_test_pid_distill_" + std::to_string(getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+DistillRun tiny_run(const std::string& outdir, const std::string& teacher) {
+  DistillRun run;
+  run.options.teacher = teacher;
+  run.options.loss = "l2";
+  run.options.batch = 2;
+  run.options.steps = 4;
+  run.options.grid_every = 0;
+  run.options.grid_seeds = "0-1";
+  run.options.log_every = 1;
+  run.options.outdir = outdir;
+  run.show_progress = false;
+  return run;
+}
+
+}  // namespace
+
+TEST(PidDistill, NonFiniteLossesAreSkippedThenAbort) {
+  // A teacher (and so a student) with one NaN weight gives NaN losses.
+  const std::string out = scratch("nan");
+  TensorFile weights = read_safetensors(golden("ddpmpp_uncond_weights.safetensors"));
+  for (auto& [name, t] : weights.tensors)
+    if (name == "model.dec.16x16_aux_conv.bias") t = t.clone().fill_(NAN);
+  const std::string teacher = out + "/nan_teacher.safetensors";
+  write_safetensors(teacher, weights.tensors, weights.metadata);
+
+  DistillRun run = tiny_run(out + "/runs", teacher);
+  run.options.steps = 3;
+  DistillResult result = distill(run);
+  EXPECT_EQ(result.step, 3);
+  EXPECT_EQ(result.nonfinite_skipped, 3);
+
+  run.options.max_nonfinite = 2;
+  try {
+    distill(run);
+    FAIL() << "expected an Error after 2 non-finite losses in a row";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
+  }
+}
+
+// Last: the stop flag is process-wide and stays set.
+TEST(PidDistill, StopRequestCheckpointsAndResumes) {
+  const std::string out = scratch("stop");
+  DistillRun run = tiny_run(out, golden("ddpmpp_uncond_weights.safetensors"));
+  run.after_step = [](int64_t step) {
+    if (step == 2) request_stop();  // as if Ctrl-C were pressed during step 2
+  };
+  DistillResult first = distill(run);
+  EXPECT_TRUE(first.stopped_early);
+  EXPECT_EQ(first.step, 2);
+  ASSERT_TRUE(fs::exists(first.checkpoint_path)) << first.checkpoint_path;
+  EXPECT_TRUE(fs::exists(first.student_path));
+  // The stop flag is process-wide; a real process exits here. Resume in a fresh process to continue.
+  // (Resuming in this process would stop again at once, which the next assertion shows.)
+  DistillRun again;
+  again.resume = first.checkpoint_path;
+  again.options.steps = 4;
+  again.given = {"steps"};
+  again.show_progress = false;
+  DistillResult second = distill(again);
+  EXPECT_TRUE(second.stopped_early);
+  EXPECT_EQ(second.step, 2);
+  EXPECT_EQ(second.run_dir, first.run_dir);
+}
