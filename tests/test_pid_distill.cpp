@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 using namespace pidistill;
@@ -62,6 +63,24 @@ TEST(PidDistill, NonFiniteLossesAreSkippedThenAbort) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
   }
+}
+
+TEST(PidDistill, ConditionalTeacherTrains) {
+  const std::string out = scratch("cond");
+  DistillRun run = tiny_run(out, golden("ddpmpp_cond_weights.safetensors"));  // label_dim 10, augment_dim 9
+  run.options.cond = true;
+  run.options.steps = 2;
+  DistillResult result = distill(run);
+  EXPECT_EQ(result.step, 2);
+  EXPECT_EQ(result.nonfinite_skipped, 0);
+  EXPECT_TRUE(std::isfinite(result.last_loss));
+  TensorFile student = read_safetensors(result.student_path);
+  EXPECT_EQ(student.meta("pid_student"), "1");
+  EXPECT_TRUE(student.has("model.map_label.weight"));
+  // --cond with an unconditional teacher is refused.
+  DistillRun uncond = tiny_run(scratch("uncond"), golden("ddpmpp_uncond_weights.safetensors"));
+  uncond.options.cond = true;
+  EXPECT_THROW(distill(uncond), Error);
 }
 
 // Last: the stop flag is process-wide and stays set.
