@@ -128,6 +128,9 @@ DistillResult distill(const DistillRun& run) {
   loss_config.huber_c = o.huber_c;
   Lpips lpips;
   if (loss_config.distance == PidDistance::LPIPS) {
+    if (tc.img_channels != 3)
+      fail("--loss lpips", "LPIPS compares RGB images; the teacher makes " + std::to_string(tc.img_channels) +
+                               "-channel images (hint: --loss l2, l1 or huber)");
     if (o.lpips_weights.empty()) fail("--lpips-weights", lpips_weights_hint());
     lpips = Lpips::load(o.lpips_weights).to(device, dtype);
     loss_config.lpips = &lpips;
