@@ -25,9 +25,12 @@ if [ "${1:-}" = "--head" ]; then  # the committed tree only, without uncommitted
   src="$build/src-head"
   rm -rf "$src" && mkdir -p "$src" && git archive HEAD | tar -x -C "$src"
 fi
+# Why -rpath-link: the link line's rpath names /usr/local/cuda/lib, whose older libnccl lacks symbols that
+# libtorch_cuda.so needs; the wheel's own nvidia/*/lib folders must be searched first.
+nvidia_libs=$(ls -d "$torch_root"/../nvidia/*/lib 2>/dev/null | paste -sd: -)
 # The wheel's Caffe2 config needs a CUDA toolkit (nvcc); it finds /usr/local/cuda or nvcc on PATH.
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DPIDISTILL_BUILD_TESTS=OFF \
-  -DCMAKE_PREFIX_PATH="$prefix;$torch_root"
+  -DCMAKE_PREFIX_PATH="$prefix;$torch_root" ${nvidia_libs:+"-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$nvidia_libs"}
 cmake --build "$build" -j"${JOBS:-2}" --target pidistill
 "$build/pidistill" --version
 echo "torch2 build: OK"
