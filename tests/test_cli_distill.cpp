@@ -1,5 +1,5 @@
-// `pidistill distill` through the binary: paper defaults, one-line errors, and an interrupted-then-resumed run
-// that equals the uninterrupted one bit for bit (tiny golden teacher, a few steps, float32 on CPU).
+// `pidistill distill` through the binary: paper defaults, one-line errors, and an interrupted-then-resumed
+// run that equals the uninterrupted one bit for bit (tiny golden teacher, a few steps, float32 on CPU).
 #include "pidistill/io/safetensors.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/seeds.h"
@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 const std::string kTeacher = golden("ddpmpp_uncond_weights.safetensors");
 
 std::string tiny_run(const std::string& outdir) {
-  return "distill --teacher " + quoted(kTeacher) + " --loss l2 --batch 4 --batch-gpu 2 --seed 5 --log-every 1" +
+  return "distill --teacher " + quoted(kTeacher) +
+         " --loss l2 --batch 4 --batch-gpu 2 --seed 5 --log-every 1" +
          " --snap-every 2 --grid-every 0 --grid-seeds 0-3 --threads 1 --quiet --outdir " + quoted(outdir);
 }
 
@@ -87,7 +88,8 @@ TEST(CliDistill, ResumedRunEqualsUninterrupted) {
   EXPECT_FALSE(ca.get("student.enc.16x16_conv.weight").equal(teacher.get("model.enc.16x16_conv.weight")));
 
   // The run directory holds what a user looks at.
-  for (const char* name : {"training_options.json", "stats.jsonl", "student-final.safetensors", "grid-000004.png"})
+  for (const char* name :
+       {"training_options.json", "stats.jsonl", "student-final.safetensors", "grid-000004.png"})
     EXPECT_TRUE(fs::exists(run_a + "/" + name)) << name;
   EXPECT_FALSE(fs::exists(run_a + "/training-state-000002.safetensors"));  // only the newest is kept
   EXPECT_EQ(count_lines(run_a + "/stats.jsonl"), 4);
@@ -97,28 +99,33 @@ TEST(CliDistill, ResumedRunEqualsUninterrupted) {
   EXPECT_EQ(student.meta("T"), "80");
   EXPECT_TRUE(student.get("model.enc.16x16_conv.weight").equal(ca.get("student.enc.16x16_conv.weight")));
   const TensorFile student_b = read_safetensors(run_b + "/student-final.safetensors");
-  EXPECT_TRUE(student.get("model.dec.16x16_aux_conv.weight").equal(student_b.get("model.dec.16x16_aux_conv.weight")));
+  EXPECT_TRUE(
+      student.get("model.dec.16x16_aux_conv.weight").equal(student_b.get("model.dec.16x16_aux_conv.weight")));
 
   // One-call generation from the exported student: the student at t = sigma_min, clamped, EDM's seed latents.
   const std::string gen_out = scratch_dir() + "/student_gen.safetensors";
-  r = run_cli("generate --net " + quoted(run_a + "/student-final.safetensors") + " --seeds 0-3 --out " + quoted(gen_out));
+  r = run_cli("generate --net " + quoted(run_a + "/student-final.safetensors") + " --seeds 0-3 --out " +
+              quoted(gen_out));
   ASSERT_EQ(r.code, 0) << r.output;
   const at::Tensor x_final = read_safetensors(gen_out).get("x_final");  // [4, 3, 16, 16]
   const at::Tensor z = latents_for_seeds({0, 1, 2, 3}, 3, 16);
-  const std::string den_in = scratch_dir() + "/student_den_in.safetensors", den_out = scratch_dir() + "/student_den_out.safetensors";
+  const std::string den_in = scratch_dir() + "/student_den_in.safetensors",
+                    den_out = scratch_dir() + "/student_den_out.safetensors";
   write_safetensors(den_in, {{"z", z}, {"t", at::full({4}, 0.002)}});
-  r = run_cli("denoise --student --net " + quoted(run_a + "/student-final.safetensors") + " --in " + quoted(den_in) +
-              " --out " + quoted(den_out));
+  r = run_cli("denoise --student --net " + quoted(run_a + "/student-final.safetensors") + " --in " +
+              quoted(den_in) + " --out " + quoted(den_out));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(x_final.to(at::kFloat).equal(read_safetensors(den_out).get("x_theta").clamp(-1, 1)));
   EXPECT_LE(x_final.abs().max().item<double>(), 1.0);
   // --t samples the trajectory elsewhere: at t = T it is exactly T z (clamped).
-  r = run_cli("generate --net " + quoted(run_a + "/student-final.safetensors") + " --seeds 0-3 --t 80 --out " + quoted(gen_out));
+  r = run_cli("generate --net " + quoted(run_a + "/student-final.safetensors") +
+              " --seeds 0-3 --t 80 --out " + quoted(gen_out));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(read_safetensors(gen_out).get("x_final").to(at::kFloat).equal((z * 80).clamp(-1, 1)));
 
   // Resuming with a changed training option is refused.
-  r = run_cli("distill --resume " + quoted(run_a + "/training-state-000004.safetensors") + " --lr 1e-3 --steps 5");
+  r = run_cli("distill --resume " + quoted(run_a + "/training-state-000004.safetensors") +
+              " --lr 1e-3 --steps 5");
   EXPECT_ONE_LINE_ERROR(r);
 }
 
@@ -126,13 +133,16 @@ TEST(CliDistill, DenoiseStudentAtInitialisationMatchesGolden) {
   // A teacher file evaluated with --student is the student at initialisation (F = the teacher's network),
   // which is what the golden pid_student_io files hold.
   for (bool f64 : {true, false}) {
-    const TensorFile io = load_golden(std::string("pid_student_io_") + (f64 ? "f64" : "f32") + ".safetensors");
+    const TensorFile io =
+        load_golden(std::string("pid_student_io_") + (f64 ? "f64" : "f32") + ".safetensors");
     const std::string stem = scratch_dir() + "/student_io" + (f64 ? "64" : "32");
     write_safetensors(stem + "_in.safetensors", {{"z", io.get("z")}, {"t", io.get("t")}});
-    const auto r = run_cli("denoise --student --net " + quoted(kTeacher) + " --in " + quoted(stem + "_in.safetensors") +
-                           " --out " + quoted(stem + "_out.safetensors") + (f64 ? " --f64" : ""));
+    const auto r =
+        run_cli("denoise --student --net " + quoted(kTeacher) + " --in " + quoted(stem + "_in.safetensors") +
+                " --out " + quoted(stem + "_out.safetensors") + (f64 ? " --f64" : ""));
     ASSERT_EQ(r.code, 0) << r.output;
-    EXPECT_CLOSE(read_safetensors(stem + "_out.safetensors").get("x_theta"), io.get("x_theta"), f64 ? 1e-12 : 1e-5);
+    EXPECT_CLOSE(read_safetensors(stem + "_out.safetensors").get("x_theta"), io.get("x_theta"),
+                 f64 ? 1e-12 : 1e-5);
   }
   // t outside [sigma_min, T] is refused.
   const std::string bad = scratch_dir() + "/student_bad_in.safetensors";

@@ -1,6 +1,6 @@
-// PID on an analytic teacher: a 2-D Gaussian mixture has an exact EDM denoiser, so the distilled student can be
-// held against ground truth. With a coarse grid (N = 8) the L2-trained student must reproduce explicit Euler on
-// that grid (the paper's theorem); with N = 250 its one-call samples must match the mixture.
+// PID on an analytic teacher: a 2-D Gaussian mixture has an exact EDM denoiser, so the distilled student can
+// be held against ground truth. With a coarse grid (N = 8) the L2-trained student must reproduce explicit
+// Euler on that grid (the paper's theorem); with N = 250 its one-call samples must match the mixture.
 #include "pidistill/edm/gaussian_mixture.h"
 #include "pidistill/pid/mlp.h"
 #include "pidistill/pid/pid_loss.h"
@@ -58,7 +58,9 @@ std::vector<at::Tensor> solve_ode(GaussianMixture& teacher, const at::Tensor& z,
                                   int substeps) {
   auto x = z.to(at::kDouble) * 80.0;
   std::vector<at::Tensor> xs = {x};
-  auto d = [&](const at::Tensor& x_, double t) { return (x_ - teacher.denoise(x_, at::scalar_tensor(t, at::kDouble))) / t; };
+  auto d = [&](const at::Tensor& x_, double t) {
+    return (x_ - teacher.denoise(x_, at::scalar_tensor(t, at::kDouble))) / t;
+  };
   for (int64_t k = 0; k + 1 < t_out.size(0); ++k) {
     const double t0 = t_out[k].item<double>(), t1 = t_out[k + 1].item<double>();
     if (substeps == 1) {
@@ -117,8 +119,10 @@ TEST(PidAnalytic, CoarseGridReproducesEuler) {
   }
   auto x_end = student(z.to(at::kFloat), t_grid[grid.N - 1].expand({2000}));
   const double end_euler = mean_distance(x_end, euler.back()), end_exact = mean_distance(x_end, exact.back());
-  std::printf("[ analytic ] N=8 one-call (t=0.002): to Euler %.4f, to exact ODE %.4f (ratio %.3f); "
-              "grid mean: %.4f vs %.4f\n", end_euler, end_exact, end_euler / end_exact, sum_euler / 7, sum_exact / 7);
+  std::printf(
+      "[ analytic ] N=8 one-call (t=0.002): to Euler %.4f, to exact ODE %.4f (ratio %.3f); "
+      "grid mean: %.4f vs %.4f\n",
+      end_euler, end_exact, end_euler / end_exact, sum_euler / 7, sum_exact / 7);
   EXPECT_LT(end_euler, 0.5 * end_exact);
   EXPECT_LT(sum_euler, 0.5 * sum_exact);
 }
@@ -149,14 +153,16 @@ TEST(PidAnalytic, FineGridMatchesMixture) {
   const double sw = sliced_wasserstein(x, exact, gen);
   const double sw_floor = sliced_wasserstein(exact2, exact, gen);
   const double sw_prior = sliced_wasserstein(z.to(at::kDouble), exact, gen);
-  std::printf("[ analytic ] N=250 sliced W1 to exact samples: student %.4f, exact-vs-exact %.4f, N(0,I) %.4f\n", sw,
-              sw_floor, sw_prior);
+  std::printf(
+      "[ analytic ] N=250 sliced W1 to exact samples: student %.4f, exact-vs-exact %.4f, N(0,I) %.4f\n", sw,
+      sw_floor, sw_prior);
   // Per latent: the one-call sample against the exact ODE solution from the same z.
   auto t_ends = at::tensor({80.0, 0.002}, at::kDouble);
   auto exact_x = solve_ode(teacher, z.to(at::kDouble), t_ends, 256).back();
   const double to_ode = mean_distance(x, exact_x);
   const double spread = mean_distance(exact_x, exact_x.roll(1, 0));  // distance between unrelated samples
-  std::printf("[ analytic ] N=250 |student(z) - ODE(z)| mean %.4f (unrelated samples: %.4f)\n", to_ode, spread);
+  std::printf("[ analytic ] N=250 |student(z) - ODE(z)| mean %.4f (unrelated samples: %.4f)\n", to_ode,
+              spread);
   EXPECT_LE(worst_pp, 5.0);
   EXPECT_LT(sw, 0.25 * sw_prior);
   EXPECT_LT(to_ode, 0.1 * spread);

@@ -1,5 +1,6 @@
-// The distillation loop in-process: Ctrl-C saves a resumable checkpoint at the next step, non-finite losses are
-// skipped and counted, and a run of only non-finite losses aborts with a one-line Error after --max-nonfinite.
+// The distillation loop in-process: Ctrl-C saves a resumable checkpoint at the next step, non-finite losses
+// are skipped and counted, and a run of only non-finite losses aborts with a one-line Error after
+// --max-nonfinite.
 #include "pidistill/io/safetensors.h"
 #include "pidistill/pid/distill.h"
 #include "pidistill/util/checkpoint.h"

@@ -1,5 +1,6 @@
 // The PID loss against the official OneShotDenoiser.ode_losses (golden pid_loss_{l2,l1,lpips}_*): grid,
-// intermediates, per-sample loss and the gradient of every student parameter; and the grid alone (schedules_*).
+// intermediates, per-sample loss and the gradient of every student parameter; and the grid alone
+// (schedules_*).
 #include "pidistill/edm/precond.h"
 #include "pidistill/nets/net_file.h"
 #include "pidistill/pid/pid_loss.h"
@@ -73,8 +74,8 @@ TEST_P(PidLossGolden, MatchesOfficial) {
   auto out = pid_loss(student, teacher, g.get("z"), g.get("indices"), config);
   EXPECT_TRUE(out.indices2.equal(g.get("indices_plus1_mapped")));
 
-  const double tight = f64 ? 1e-12 : 1e-5;   // values the network computes directly
-  const double loose = f64 ? 1e-9 : 1e-3;    // finite differences amplify rounding by ~1/|t - t2|
+  const double tight = f64 ? 1e-12 : 1e-5;  // values the network computes directly
+  const double loose = f64 ? 1e-9 : 1e-3;   // finite differences amplify rounding by ~1/|t - t2|
   EXPECT_CLOSE(out.t, g.get("t"), f64 ? 1e-15 : 2e-7);
   EXPECT_CLOSE(out.t2, g.get("t2"), f64 ? 1e-15 : 2e-7);
   EXPECT_CLOSE(out.y_hat, g.get("y_hat"), tight);

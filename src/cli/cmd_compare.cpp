@@ -1,5 +1,5 @@
-// `pidistill compare`: the teacher's EDM sampler and the PID student's single call on the same seeds, side by side
-// in one PNG (teacher left, student right), the picture the demo ends with.
+// `pidistill compare`: the teacher's EDM sampler and the PID student's single call on the same seeds, side by
+// side in one PNG (teacher left, student right), the picture the demo ends with.
 #include "cli/commands.h"
 #include "pidistill/edm/precond.h"
 #include "pidistill/edm/sampler.h"
@@ -36,9 +36,12 @@ void run_compare(const CompareOptions& o) {
   LoadedNet teacher_file = load_net(o.teacher);
   LoadedNet student_file = load_net(o.student);
   if (!is_student_file(student_file))
-    fail(o.student, "not a PID student file (no metadata pid_student=1); hint: pass distill's student-final.safetensors");
+    fail(
+        o.student,
+        "not a PID student file (no metadata pid_student=1); hint: pass distill's student-final.safetensors");
   const NetConfig& c = teacher_file.config;
-  if (c.img_channels != student_file.config.img_channels || c.img_resolution != student_file.config.img_resolution)
+  if (c.img_channels != student_file.config.img_channels ||
+      c.img_resolution != student_file.config.img_resolution)
     fail(o.student, "image shape differs from the teacher's");
   teacher_file.net->eval();
   student_file.net->eval();
@@ -54,7 +57,7 @@ void run_compare(const CompareOptions& o) {
   Precond teacher(teacher_file.net, precond_from_string(teacher_file.precond));
   SamplerConfig sampler;
   sampler.num_steps = o.steps;
-  auto x_teacher = heun_sample(teacher, z, labels, sampler).clamp(-1, 1).to(at::kFloat);      // [S, C, H, W]
+  auto x_teacher = heun_sample(teacher, z, labels, sampler).clamp(-1, 1).to(at::kFloat);     // [S, C, H, W]
   auto x_student = one_call_generate(student_from(student_file), z, labels).to(at::kFloat);  // [S, C, H, W]
   const int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(seeds.size()))));
   auto left = tile(x_teacher, cols), right = tile(x_student, cols);
@@ -68,9 +71,11 @@ void run_compare(const CompareOptions& o) {
 
 void add_compare_command(CLI::App& app) {
   auto o = std::make_shared<CompareOptions>();
-  CLI::App* cmd = app.add_subcommand("compare", "Teacher (EDM Heun) vs PID student (one call), same seeds, one PNG");
+  CLI::App* cmd =
+      app.add_subcommand("compare", "Teacher (EDM Heun) vs PID student (one call), same seeds, one PNG");
   cmd->add_option("--teacher", o->teacher, "Teacher network file")->required();
-  cmd->add_option("--student", o->student, "PID student file (distill's student-final.safetensors)")->required();
+  cmd->add_option("--student", o->student, "PID student file (distill's student-final.safetensors)")
+      ->required();
   cmd->add_option("--out", o->out, "Output PNG")->required();
   cmd->add_option("--seeds", o->seeds, "Seeds, e.g. 0-15")->capture_default_str();
   cmd->add_option("--steps", o->steps, "Teacher Heun steps (18 = 35 calls)")->capture_default_str();

@@ -23,14 +23,29 @@ struct DistillCliOptions {
 };
 
 // Command-line flag -> key in training_options.json, to tell the resume logic which options were given.
-const std::pair<const char*, const char*> kFlagKeys[] = {
-    {"--teacher", "teacher"}, {"--loss", "loss"}, {"--N", "N"}, {"--forward-last", "last_index_backward"},
-    {"--huber-c", "huber_c"}, {"--lr", "lr"}, {"--batch", "batch"}, {"--batch-gpu", "batch_gpu"},
-    {"--steps", "steps"}, {"--minutes", "minutes"}, {"--ema", "ema"}, {"--export-ema", "export_ema"},
-    {"--seed", "seed"}, {"--outdir", "outdir"}, {"--lpips-weights", "lpips_weights"}, {"--cond", "cond"},
-    {"--log-every", "log_every"}, {"--snap-every", "snap_every"}, {"--grid-every", "grid_every"},
-    {"--grid-seeds", "grid_seeds"}, {"--max-nonfinite", "max_nonfinite"}, {"--device", "device"},
-    {"--f64", "f64"}};
+const std::pair<const char*, const char*> kFlagKeys[] = {{"--teacher", "teacher"},
+                                                         {"--loss", "loss"},
+                                                         {"--N", "N"},
+                                                         {"--forward-last", "last_index_backward"},
+                                                         {"--huber-c", "huber_c"},
+                                                         {"--lr", "lr"},
+                                                         {"--batch", "batch"},
+                                                         {"--batch-gpu", "batch_gpu"},
+                                                         {"--steps", "steps"},
+                                                         {"--minutes", "minutes"},
+                                                         {"--ema", "ema"},
+                                                         {"--export-ema", "export_ema"},
+                                                         {"--seed", "seed"},
+                                                         {"--outdir", "outdir"},
+                                                         {"--lpips-weights", "lpips_weights"},
+                                                         {"--cond", "cond"},
+                                                         {"--log-every", "log_every"},
+                                                         {"--snap-every", "snap_every"},
+                                                         {"--grid-every", "grid_every"},
+                                                         {"--grid-seeds", "grid_seeds"},
+                                                         {"--max-nonfinite", "max_nonfinite"},
+                                                         {"--device", "device"},
+                                                         {"--f64", "f64"}};
 
 void run_distill_command(DistillCliOptions& c) {
   DistillRun run;
@@ -40,7 +55,8 @@ void run_distill_command(DistillCliOptions& c) {
   run.show_progress = !c.quiet;
   for (const auto& [flag, key] : kFlagKeys)
     if (c.cmd->count(flag) > 0) run.given.push_back(key);
-  if (c.resume.empty() && c.o.teacher.empty()) fail("--teacher", "a teacher network file is required (or --resume)");
+  if (c.resume.empty() && c.o.teacher.empty())
+    fail("--teacher", "a teacher network file is required (or --resume)");
   if (!c.resume.empty() && c.o.teacher.empty()) run.options.teacher = "(from checkpoint)";
 
   const DistillOptions resolved = resolve_options(run);
@@ -50,10 +66,11 @@ void run_distill_command(DistillCliOptions& c) {
   }
   DistillResult r = distill(run);
   std::printf("%s: step %lld, loss %.5g, %.1f s%s; student %s\n", r.run_dir.c_str(),
-              static_cast<long long>(r.step), r.last_loss, r.seconds, r.stopped_early ? " (stopped early)" : "",
-              r.student_path.c_str());
+              static_cast<long long>(r.step), r.last_loss, r.seconds,
+              r.stopped_early ? " (stopped early)" : "", r.student_path.c_str());
   if (r.stopped_early) std::printf("resume with: pidistill distill --resume %s\n", r.checkpoint_path.c_str());
-  if (r.nonfinite_skipped) std::printf("%lld steps skipped for non-finite loss\n", static_cast<long long>(r.nonfinite_skipped));
+  if (r.nonfinite_skipped)
+    std::printf("%lld steps skipped for non-finite loss\n", static_cast<long long>(r.nonfinite_skipped));
 }
 
 }  // namespace
@@ -75,14 +92,16 @@ void add_distill_command(CLI::App& app) {
   cmd->add_option("--steps", o.steps, "Optimiser steps")->capture_default_str();
   cmd->add_option("--minutes", o.minutes, "Wall-clock budget of this invocation (0 = none)");
   cmd->add_option("--ema", o.ema, "EMA rates")->delimiter(',')->capture_default_str();
-  cmd->add_option("--export-ema", o.export_ema,
-                  "Exported weights: auto (largest EMA with 1/(1-rate) <= steps/10, else raw), none, or a rate")
+  cmd->add_option(
+         "--export-ema", o.export_ema,
+         "Exported weights: auto (largest EMA with 1/(1-rate) <= steps/10, else raw), none, or a rate")
       ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of z, grid indices and labels")->capture_default_str();
   cmd->add_option("--outdir", o.outdir, "Parent of the numbered run directory")->capture_default_str();
   cmd->add_option("--resume", c->resume, "Continue from a training-state-*.safetensors checkpoint");
   cmd->add_option("--lpips-weights", o.lpips_weights, "VGG16 + LPIPS weights file (needed by --loss lpips)");
-  cmd->add_flag("--cond", o.cond, "Class-conditional teacher: labels drawn uniformly, shared with the teacher");
+  cmd->add_flag("--cond", o.cond,
+                "Class-conditional teacher: labels drawn uniformly, shared with the teacher");
   cmd->add_option("--log-every", o.log_every, "Steps per stats.jsonl line")->capture_default_str();
   cmd->add_option("--snap-every", o.snap_every, "Steps per checkpoint")->capture_default_str();
   cmd->add_option("--grid-every", o.grid_every, "Steps per sample grid PNG (0 = at the end only)")

@@ -16,8 +16,8 @@
 #include "pidistill/util/stop_signal.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -44,7 +44,8 @@ std::string step_name(const std::string& prefix, int64_t step, const std::string
 // The student's parameters then buffers under their network names, for checkpoints.
 NamedTensors net_tensors(const UNet& net, const std::string& prefix) {
   NamedTensors out;
-  for (const auto& item : net.named_parameters()) out.emplace_back(prefix + item.key(), item.value().detach());
+  for (const auto& item : net.named_parameters())
+    out.emplace_back(prefix + item.key(), item.value().detach());
   for (const auto& item : net.named_buffers()) out.emplace_back(prefix + item.key(), item.value().detach());
   return out;
 }
@@ -76,15 +77,17 @@ DistillOptions resolve_options(const DistillRun& run) {
     json state = json::parse(checkpoint_state(ckpt));
     DistillOptions saved = distill_options_from_json(state.at("options").dump());
     json saved_j = json::parse(to_json(saved)), given_j = json::parse(to_json(o));
-    static const std::set<std::string> schedule = {"steps", "minutes", "log_every", "snap_every", "grid_every",
-                                                   "grid_seeds", "export_ema", "max_nonfinite", "device", "outdir"};
+    static const std::set<std::string> schedule = {"steps",      "minutes",    "log_every",  "snap_every",
+                                                   "grid_every", "grid_seeds", "export_ema", "max_nonfinite",
+                                                   "device",     "outdir"};
     for (const auto& key : run.given) {
       if (!given_j.contains(key)) continue;
       if (schedule.count(key))
         saved_j[key] = given_j[key];
       else if (saved_j[key] != given_j[key])
-        fail(run.resume, "option '" + key + "' was " + saved_j[key].dump() + " in the run being resumed, not " +
-                             given_j[key].dump() + "; hint: only steps, minutes and the logging options may change");
+        fail(run.resume, "option '" + key + "' was " + saved_j[key].dump() +
+                             " in the run being resumed, not " + given_j[key].dump() +
+                             "; hint: only steps, minutes and the logging options may change");
     }
     o = distill_options_from_json(saved_j.dump());
   }
@@ -109,7 +112,8 @@ DistillResult distill(const DistillRun& run) {
   Precond teacher(teacher_net, precond_from_string(loaded.precond));
   const NetConfig& tc = loaded.config;
   const int64_t label_dim = tc.label_dim;
-  if (o.cond && label_dim == 0) fail("--cond", "the teacher " + o.teacher + " is unconditional (label_dim 0)");
+  if (o.cond && label_dim == 0)
+    fail("--cond", "the teacher " + o.teacher + " is unconditional (label_dim 0)");
 
   // Student: the teacher's architecture and weights, trained without dropout (as the paper does).
   NetConfig sc = tc;
@@ -191,7 +195,8 @@ DistillResult distill(const DistillRun& run) {
   // One-call samples from fixed seeds, the same images at every snapshot.
   const std::vector<int64_t> grid_seeds = parse_seeds(o.grid_seeds);
   auto save_grid = [&]() {
-    auto z = latents_for_seeds(grid_seeds, tc.img_channels, tc.img_resolution).to(device, dtype);  // [S, C, H, W]
+    auto z =
+        latents_for_seeds(grid_seeds, tc.img_channels, tc.img_resolution).to(device, dtype);  // [S, C, H, W]
     at::Tensor labels;
     if (label_dim > 0) {
       std::vector<int64_t> classes;
@@ -207,8 +212,8 @@ DistillResult distill(const DistillRun& run) {
   auto export_student = [&]() {
     const double rate = export_rate(o);
     auto F = clone_net(*student.F);
-    std::map<std::string, std::string> meta = {{"teacher", o.teacher}, {"loss", o.loss},
-                                               {"N", std::to_string(o.N)}, {"step", std::to_string(step)}};
+    std::map<std::string, std::string> meta = {
+        {"teacher", o.teacher}, {"loss", o.loss}, {"N", std::to_string(o.N)}, {"step", std::to_string(step)}};
     if (rate > 0) {
       const size_t r = std::find(o.ema.begin(), o.ema.end(), rate) - o.ema.begin();
       torch::NoGradGuard no_grad;
@@ -260,11 +265,13 @@ DistillResult distill(const DistillRun& run) {
       result.stopped_early = true;
       break;
     }
-    // Draw order fixed (z, indices, labels), whole batch at once, so micro-batching does not change the draws.
+    // Draw order fixed (z, indices, labels), whole batch at once, so micro-batching does not change the
+    // draws.
     auto z = at::randn(z_shape, gen, at::TensorOptions().dtype(dtype));  // z: [batch, C, H, W]
-    auto indices = sample_indices(o.batch, loss_config.grid, gen);         // [batch]
+    auto indices = sample_indices(o.batch, loss_config.grid, gen);       // [batch]
     at::Tensor labels;
-    if (label_dim > 0) labels = one_hot(at::randint(0, label_dim, {o.batch}, gen, at::kLong), label_dim, dtype);
+    if (label_dim > 0)
+      labels = one_hot(at::randint(0, label_dim, {o.batch}, gen, at::kLong), label_dim, dtype);
     z = z.to(device);
     if (labels.defined()) labels = labels.to(device);
 
@@ -273,7 +280,8 @@ DistillResult distill(const DistillRun& run) {
     for (int64_t b0 = 0; b0 < o.batch; b0 += micro) {
       auto out = pid_loss(student, teacher, z.narrow(0, b0, micro), indices.narrow(0, b0, micro), loss_config,
                           labels.defined() ? labels.narrow(0, b0, micro) : labels);
-      auto loss = out.loss.sum() / static_cast<double>(o.batch);  // batch mean, accumulated over micro-batches
+      auto loss =
+          out.loss.sum() / static_cast<double>(o.batch);  // batch mean, accumulated over micro-batches
       loss.backward();
       loss_value += loss.item<double>();
     }

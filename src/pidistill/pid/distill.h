@@ -1,5 +1,6 @@
-// The PID training loop: RAdam on the student, EMAs every step, seeded draws, atomic checkpoints, stats.jsonl,
-// sample grids and the exported student, in a numbered run directory (or the resumed run's own directory).
+// The PID training loop: RAdam on the student, EMAs every step, seeded draws, atomic checkpoints,
+// stats.jsonl, sample grids and the exported student, in a numbered run directory (or the resumed run's own
+// directory).
 #pragma once
 #include "pidistill/nets/net_config.h"
 #include "pidistill/pid/distill_options.h"
@@ -18,15 +19,15 @@ struct DistillResult {
   std::string checkpoint_path;  // the last checkpoint written
   int64_t step = 0;             // optimiser steps done in total (resumed runs included)
   int64_t nonfinite_skipped = 0;
-  double last_loss = 0;         // mean loss of the last log interval
-  double seconds = 0;           // wall time of this invocation
-  bool stopped_early = false;   // Ctrl-C or the --minutes budget ended it before --steps
+  double last_loss = 0;        // mean loss of the last log interval
+  double seconds = 0;          // wall time of this invocation
+  bool stopped_early = false;  // Ctrl-C or the --minutes budget ended it before --steps
 };
 
 struct DistillRun {
   DistillOptions options;
   std::optional<NetConfig> teacher_config;  // when the teacher file does not describe its architecture
-  std::string resume;                        // a training-state-*.safetensors to continue from
+  std::string resume;                       // a training-state-*.safetensors to continue from
   // On resume the checkpoint's options are used; these keys (as in training_options.json) were given on the
   // command line: schedule keys (steps, minutes, log_every, snap_every, grid_every, ...) replace the
   // checkpoint's, any other key must agree with it (Error otherwise).

@@ -12,7 +12,8 @@ namespace pidistill {
 using nlohmann::json;
 
 void validate(const DistillOptions& o) {
-  if (o.N < 2) fail("--N", "the PID grid needs at least 2 points (got " + std::to_string(o.N) + "); the paper uses 250");
+  if (o.N < 2)
+    fail("--N", "the PID grid needs at least 2 points (got " + std::to_string(o.N) + "); the paper uses 250");
   pid_distance_from_string(o.loss);
   if (!(o.lr > 0)) fail("--lr", "must be > 0");
   if (o.batch < 1) fail("--batch", "must be >= 1");
@@ -50,17 +51,28 @@ double export_rate(const DistillOptions& o) {
 }
 
 std::string to_json(const DistillOptions& o) {
-  json j = {{"teacher", o.teacher},       {"loss", o.loss},
-            {"N", o.N},                   {"last_index_backward", o.last_index_backward},
-            {"huber_c", o.huber_c},       {"lr", o.lr},
-            {"batch", o.batch},           {"batch_gpu", o.batch_gpu},
-            {"steps", o.steps},           {"minutes", o.minutes},
-            {"ema", o.ema},               {"export_ema", o.export_ema},
-            {"seed", o.seed},             {"outdir", o.outdir},
-            {"lpips_weights", o.lpips_weights}, {"cond", o.cond},
-            {"log_every", o.log_every},   {"snap_every", o.snap_every},
-            {"grid_every", o.grid_every}, {"grid_seeds", o.grid_seeds},
-            {"max_nonfinite", o.max_nonfinite}, {"device", o.device},
+  json j = {{"teacher", o.teacher},
+            {"loss", o.loss},
+            {"N", o.N},
+            {"last_index_backward", o.last_index_backward},
+            {"huber_c", o.huber_c},
+            {"lr", o.lr},
+            {"batch", o.batch},
+            {"batch_gpu", o.batch_gpu},
+            {"steps", o.steps},
+            {"minutes", o.minutes},
+            {"ema", o.ema},
+            {"export_ema", o.export_ema},
+            {"seed", o.seed},
+            {"outdir", o.outdir},
+            {"lpips_weights", o.lpips_weights},
+            {"cond", o.cond},
+            {"log_every", o.log_every},
+            {"snap_every", o.snap_every},
+            {"grid_every", o.grid_every},
+            {"grid_seeds", o.grid_seeds},
+            {"max_nonfinite", o.max_nonfinite},
+            {"device", o.device},
             {"f64", o.f64}};
   return j.dump(2);
 }
@@ -85,7 +97,8 @@ DistillOptions distill_options_from_json(const std::string& text) {
   const json defaults = json::parse(to_json(o));
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!defaults.contains(it.key())) fail("distill options", "unknown key '" + it.key() + "'");
-  get("teacher", o.teacher), get("loss", o.loss), get("N", o.N), get("last_index_backward", o.last_index_backward);
+  get("teacher", o.teacher), get("loss", o.loss), get("N", o.N),
+      get("last_index_backward", o.last_index_backward);
   get("huber_c", o.huber_c), get("lr", o.lr), get("batch", o.batch), get("batch_gpu", o.batch_gpu);
   get("steps", o.steps), get("minutes", o.minutes), get("ema", o.ema), get("export_ema", o.export_ema);
   get("seed", o.seed), get("outdir", o.outdir), get("lpips_weights", o.lpips_weights), get("cond", o.cond);

@@ -8,35 +8,35 @@
 namespace pidistill {
 
 struct DistillOptions {
-  std::string teacher;                  // Teacher network file (EDM network, safetensors or torch.save).
-  std::string loss = "lpips";           // Distance: lpips (paper), l2, l1 or huber.
-  int64_t N = 250;                      // Grid points of the time discretisation.
-  bool last_index_backward = true;      // Pair the last grid index with N-2 as the official code does.
-  double huber_c = 0;                   // Pseudo-Huber constant; 0 = 0.00054 sqrt(sample dimension) (iCT).
-  double lr = 2e-4;                     // RAdam learning rate, constant (ImageNet 64: 1e-4).
-  int64_t batch = 512;                  // Images per optimiser step.
-  int64_t batch_gpu = 0;                // Micro-batch per forward/backward (gradient accumulation); 0 = batch.
-  int64_t steps = 800000;               // Optimiser steps; training stops exactly here.
-  double minutes = 0;                   // Wall-clock budget of this invocation; 0 = none (stop at --steps).
+  std::string teacher;              // Teacher network file (EDM network, safetensors or torch.save).
+  std::string loss = "lpips";       // Distance: lpips (paper), l2, l1 or huber.
+  int64_t N = 250;                  // Grid points of the time discretisation.
+  bool last_index_backward = true;  // Pair the last grid index with N-2 as the official code does.
+  double huber_c = 0;               // Pseudo-Huber constant; 0 = 0.00054 sqrt(sample dimension) (iCT).
+  double lr = 2e-4;                 // RAdam learning rate, constant (ImageNet 64: 1e-4).
+  int64_t batch = 512;              // Images per optimiser step.
+  int64_t batch_gpu = 0;            // Micro-batch per forward/backward (gradient accumulation); 0 = batch.
+  int64_t steps = 800000;           // Optimiser steps; training stops exactly here.
+  double minutes = 0;               // Wall-clock budget of this invocation; 0 = none (stop at --steps).
   std::vector<double> ema = {0.999, 0.9999, 0.99995};  // EMA rates, each updated every step.
-  std::string export_ema = "auto";      // Weights exported as the final student: auto, none (raw) or a rate.
-  uint64_t seed = 0;                    // Seeds the student's draws (z, grid indices, labels).
-  std::string outdir = "training-runs"; // Parent of the numbered run directory.
-  std::string lpips_weights;            // VGG16 + LPIPS weights file, required by --loss lpips.
-  bool cond = false;                    // Class-conditional teacher: labels drawn uniformly, shared.
-  int64_t log_every = 100;              // Steps per stats.jsonl line.
-  int64_t snap_every = 5000;            // Steps per checkpoint (also written at the end and on Ctrl-C).
-  int64_t grid_every = 5000;            // Steps per one-call sample grid PNG; 0 = only at the end.
-  std::string grid_seeds = "0-63";      // Fixed seeds of the sample grids.
-  int64_t max_nonfinite = 100;          // Abort after this many non-finite losses in a row.
-  std::string device = "cpu";           // cpu or cuda[:i].
-  bool f64 = false;                     // Train in float64 (tests, reference checks); default float32.
+  std::string export_ema = "auto";       // Weights exported as the final student: auto, none (raw) or a rate.
+  uint64_t seed = 0;                     // Seeds the student's draws (z, grid indices, labels).
+  std::string outdir = "training-runs";  // Parent of the numbered run directory.
+  std::string lpips_weights;             // VGG16 + LPIPS weights file, required by --loss lpips.
+  bool cond = false;                     // Class-conditional teacher: labels drawn uniformly, shared.
+  int64_t log_every = 100;               // Steps per stats.jsonl line.
+  int64_t snap_every = 5000;             // Steps per checkpoint (also written at the end and on Ctrl-C).
+  int64_t grid_every = 5000;             // Steps per one-call sample grid PNG; 0 = only at the end.
+  std::string grid_seeds = "0-63";       // Fixed seeds of the sample grids.
+  int64_t max_nonfinite = 100;           // Abort after this many non-finite losses in a row.
+  std::string device = "cpu";            // cpu or cuda[:i].
+  bool f64 = false;                      // Train in float64 (tests, reference checks); default float32.
 };
 
 // Error naming the option for anything that cannot run (N < 2, batch_gpu not dividing batch, bad rates, ...).
 void validate(const DistillOptions& options);
 
-std::string to_json(const DistillOptions& options);               // pretty-printed JSON object
+std::string to_json(const DistillOptions& options);                 // pretty-printed JSON object
 DistillOptions distill_options_from_json(const std::string& text);  // unknown keys -> Error naming them
 
 // The EMA rate `export_ema` selects for a run of `steps` steps: 0 means the raw student. "auto" picks the

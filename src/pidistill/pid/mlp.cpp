@@ -28,7 +28,7 @@ at::Tensor Mlp::forward(const at::Tensor& x, const at::Tensor& noise_labels, con
   const int64_t B = x.size(0);
   const int half = mlp_config.time_features / 2;
   // Geometric frequencies 1..2^(half-1): c_noise = ln(t)/4 spans about [-1.6, 1.1].
-  auto freqs = at::pow(2.0, at::arange(half, x.options()));                 // freqs: [half]
+  auto freqs = at::pow(2.0, at::arange(half, x.options()));                         // freqs: [half]
   auto angle = noise_labels.to(x.dtype()).reshape({-1, 1}).expand({B, 1}) * freqs;  // angle: [B, half]
   std::vector<at::Tensor> inputs = {x.reshape({B, -1}), at::sin(angle), at::cos(angle)};
   if (mlp_config.label_dim > 0) {

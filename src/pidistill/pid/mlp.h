@@ -11,11 +11,11 @@
 namespace pidistill {
 
 struct MlpConfig {
-  int dim = 2;            // Data dimensionality D: x is [B, D].
-  int hidden = 128;       // Width of every hidden layer.
-  int layers = 3;         // Number of hidden layers.
-  int time_features = 16; // Sinusoidal features of c_noise (half sin, half cos), concatenated to x.
-  int label_dim = 0;      // One-hot class labels concatenated to the input, 0 = unconditional.
+  int dim = 2;             // Data dimensionality D: x is [B, D].
+  int hidden = 128;        // Width of every hidden layer.
+  int layers = 3;          // Number of hidden layers.
+  int time_features = 16;  // Sinusoidal features of c_noise (half sin, half cos), concatenated to x.
+  int label_dim = 0;       // One-hot class labels concatenated to the input, 0 = unconditional.
 };
 
 struct Mlp : UNet {

@@ -19,10 +19,14 @@ PidDistance pid_distance_from_string(const std::string& name) {
 
 std::string to_string(PidDistance distance) {
   switch (distance) {
-    case PidDistance::L2: return "l2";
-    case PidDistance::L1: return "l1";
-    case PidDistance::LPIPS: return "lpips";
-    case PidDistance::Huber: return "huber";
+    case PidDistance::L2:
+      return "l2";
+    case PidDistance::L1:
+      return "l1";
+    case PidDistance::LPIPS:
+      return "lpips";
+    case PidDistance::Huber:
+      return "huber";
   }
   return "?";
 }
@@ -32,8 +36,10 @@ static at::Tensor per_sample_mean(const at::Tensor& x) { return x.reshape({x.siz
 at::Tensor pid_distance(const at::Tensor& target, const at::Tensor& pred, const PidLossConfig& config) {
   auto diff = target - pred;
   switch (config.distance) {
-    case PidDistance::L2: return per_sample_mean(diff.square());
-    case PidDistance::L1: return per_sample_mean(diff.abs());
+    case PidDistance::L2:
+      return per_sample_mean(diff.square());
+    case PidDistance::L1:
+      return per_sample_mean(diff.abs());
     case PidDistance::Huber: {
       // Why the norm over the whole sample: iCT's pseudo-Huber is sqrt(|x - y|^2 + c^2) - c with
       // c = 0.00054 sqrt(d), which scales with the dimension d of the sample.
@@ -50,21 +56,21 @@ at::Tensor pid_distance(const at::Tensor& target, const at::Tensor& pred, const 
   fail("pid_loss", "unknown distance");
 }
 
-PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tensor& z, const at::Tensor& indices,
-                       const PidLossConfig& config, const at::Tensor& class_labels) {
+PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tensor& z,
+                       const at::Tensor& indices, const PidLossConfig& config,
+                       const at::Tensor& class_labels) {
   validate(config.grid);
-  if (indices.dim() != 1 || indices.size(0) != z.size(0))
-    fail("pid_loss", "need one grid index per latent");
+  if (indices.dim() != 1 || indices.size(0) != z.size(0)) fail("pid_loss", "need one grid index per latent");
   if (indices.min().item<int64_t>() < 0 || indices.max().item<int64_t>() >= config.grid.N)
     fail("pid_loss", "grid index outside 0..N-1");
   PidLossOutput out;
   const auto dtype = z.scalar_type();
   out.indices = indices;
   out.indices2 = neighbour_indices(indices, config.grid);
-  out.t = idx2sigmas(indices, config.grid, dtype).to(z.device());    // t: [B]
+  out.t = idx2sigmas(indices, config.grid, dtype).to(z.device());        // t: [B]
   out.t2 = idx2sigmas(out.indices2, config.grid, dtype).to(z.device());  // t2: [B]
-  out.y_hat = student(z, out.t, class_labels);      // y_hat: [B, C, H, W]
-  out.y_hat_dt = student(z, out.t2, class_labels);  // y_hat_dt: [B, C, H, W]
+  out.y_hat = student(z, out.t, class_labels);                           // y_hat: [B, C, H, W]
+  out.y_hat_dt = student(z, out.t2, class_labels);                       // y_hat_dt: [B, C, H, W]
   std::vector<int64_t> bshape(z.dim(), 1);
   bshape[0] = z.size(0);
   auto t_b = out.t.reshape(bshape), t2_b = out.t2.reshape(bshape);  // [B, 1, 1, 1]

@@ -1,5 +1,6 @@
-// The physics-informed distillation loss: the student's trajectory must satisfy the teacher's probability-flow
-// ODE x - t dx/dt = D(x, t), with dx/dt taken by a finite difference between neighbouring grid points.
+// The physics-informed distillation loss: the student's trajectory must satisfy the teacher's
+// probability-flow ODE x - t dx/dt = D(x, t), with dx/dt taken by a finite difference between neighbouring
+// grid points.
 #pragma once
 #include "pidistill/edm/denoiser.h"
 #include "pidistill/metrics/lpips.h"
@@ -13,14 +14,15 @@
 namespace pidistill {
 
 enum class PidDistance { L2, L1, LPIPS, Huber };
-PidDistance pid_distance_from_string(const std::string& name);  // "l2" | "l1" | "lpips" | "huber"; Error otherwise
+PidDistance pid_distance_from_string(
+    const std::string& name);  // "l2" | "l1" | "lpips" | "huber"; Error otherwise
 std::string to_string(PidDistance distance);
 
 struct PidLossConfig {
   PidGrid grid;                            // N, the sigma range and the last-index pairing.
   PidDistance distance = PidDistance::L2;  // The paper uses lpips for images, l2 for the theory.
-  double huber_c = 0;                      // Pseudo-Huber constant c; 0 = iCT's 0.00054 sqrt(dim of one sample).
-  const Lpips* lpips = nullptr;            // Required for PidDistance::LPIPS (not owned).
+  double huber_c = 0;            // Pseudo-Huber constant c; 0 = iCT's 0.00054 sqrt(dim of one sample).
+  const Lpips* lpips = nullptr;  // Required for PidDistance::LPIPS (not owned).
 };
 
 struct PidLossOutput {
@@ -36,11 +38,12 @@ struct PidLossOutput {
 // One evaluation of the loss for given latents z: [B, ...] and grid indices: int64 [B] (see sample_indices).
 // class_labels: [B, label_dim] one-hot given to both student and teacher, or undefined.
 // The teacher runs under no-grad; only the student's parameters receive gradients from loss.
-PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tensor& z, const at::Tensor& indices,
-                       const PidLossConfig& config, const at::Tensor& class_labels = {});
+PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tensor& z,
+                       const at::Tensor& indices, const PidLossConfig& config,
+                       const at::Tensor& class_labels = {});
 
-// distance(target, pred) per sample [B], as PID computes it (lpips: bilinear resize to 224 when smaller than 256,
-// then (x+1)/2, then LPIPS(target, pred)).
+// distance(target, pred) per sample [B], as PID computes it (lpips: bilinear resize to 224 when smaller than
+// 256, then (x+1)/2, then LPIPS(target, pred)).
 at::Tensor pid_distance(const at::Tensor& target, const at::Tensor& pred, const PidLossConfig& config);
 
 }  // namespace pidistill

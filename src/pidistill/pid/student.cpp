@@ -13,7 +13,8 @@ namespace pidistill {
 
 double StudentConstants::c_in() const { return 1 / std::sqrt(sigma_data * sigma_data + T * T); }
 
-Student::Student(std::shared_ptr<UNet> F_, StudentConstants constants_) : F(std::move(F_)), constants(constants_) {
+Student::Student(std::shared_ptr<UNet> F_, StudentConstants constants_)
+    : F(std::move(F_)), constants(constants_) {
   if (!F) fail("student", "no network F given");
   if (!(constants.sigma_min > 0 && constants.sigma_min < constants.T))
     fail("student", "need 0 < sigma_min < T");
@@ -24,7 +25,8 @@ static at::ScalarType param_dtype(const UNet& net) {
   return params.empty() ? at::kFloat : params.front().scalar_type();
 }
 
-StudentOutput Student::evaluate(const at::Tensor& z_in, const at::Tensor& t_in, const at::Tensor& class_labels) const {
+StudentOutput Student::evaluate(const at::Tensor& z_in, const at::Tensor& t_in,
+                                const at::Tensor& class_labels) const {
   const auto dtype = param_dtype(*F);
   auto z = z_in.to(dtype);
   const int64_t B = z.size(0);
@@ -48,9 +50,9 @@ StudentOutput Student::evaluate(const at::Tensor& z_in, const at::Tensor& t_in, 
   auto t_b = t.reshape(bshape);  // t_b: [B, 1, 1, 1]
 
   StudentOutput out;
-  out.noise = z * constants.T;                 // noise: [B, C, H, W]
+  out.noise = z * constants.T;                  // noise: [B, C, H, W]
   out.model_in = out.noise * constants.c_in();  // the float32 path multiplies by c_in rounded to float32
-  out.c_noise = at::log(t) * 0.25;             // c_noise: [B]
+  out.c_noise = at::log(t) * 0.25;              // c_noise: [B]
   at::Tensor labels = class_labels.defined() ? class_labels.to(z.device(), dtype) : class_labels;
   out.F = F->forward(out.model_in, out.c_noise, labels);
   // Evaluation order of the official code, for float32 closeness: w = t/T, a = w noise, b = (1-w) F.

@@ -10,15 +10,16 @@
 namespace pidistill {
 
 struct StudentConstants {
-  double T = 80;              // sigma_max: where the trajectory starts, x(T) = T z.
-  double sigma_min = 0.002;   // Smallest t the student is queried at; one-call generation evaluates here.
-  double sigma_data = 0.5;    // Only enters through c_in.
+  double T = 80;             // sigma_max: where the trajectory starts, x(T) = T z.
+  double sigma_min = 0.002;  // Smallest t the student is queried at; one-call generation evaluates here.
+  double sigma_data = 0.5;   // Only enters through c_in.
   // Fixed input scaling 1/sqrt(sigma_data^2 + T^2), the same for every t (EDM's c_skip/c_out are not used).
   double c_in() const;
 };
 
 struct StudentOutput {
-  at::Tensor noise, model_in, c_noise, F, x_theta;  // T z, c_in T z, ln(t)/4, the network's output, the result
+  at::Tensor noise, model_in, c_noise, F,
+      x_theta;  // T z, c_in T z, ln(t)/4, the network's output, the result
 };
 
 class Student {

@@ -24,7 +24,8 @@ void save_student(const std::string& path, const Student& student, const std::st
   meta["sigma_min"] = exact(student.constants.sigma_min);
   meta["sigma_data"] = exact(student.constants.sigma_data);
   meta["c_in"] = exact(student.constants.c_in());
-  meta["student_formula"] = "x = (t/T) (T z) + (1 - t/T) F(c_in T z, ln(t)/4 [, class]); one call at t = sigma_min";
+  meta["student_formula"] =
+      "x = (t/T) (T z) + (1 - t/T) F(c_in T z, ln(t)/4 [, class]); one call at t = sigma_min";
   save_net(path, *student.F, teacher_precond, meta);
 }
 
@@ -57,7 +58,8 @@ Student student_from(const LoadedNet& loaded) {
   return Student(clone_net(*loaded.net), constants);
 }
 
-at::Tensor one_call_generate(const Student& student, const at::Tensor& z, const at::Tensor& class_labels, double t) {
+at::Tensor one_call_generate(const Student& student, const at::Tensor& z, const at::Tensor& class_labels,
+                             double t) {
   torch::NoGradGuard no_grad;
   const double t_eval = t > 0 ? t : student.constants.sigma_min;
   auto t_b = at::full({z.size(0)}, t_eval, z.options().dtype(at::kDouble));  // [B]
