@@ -25,12 +25,15 @@ loss=(--loss l2)
 [[ -n "${LPIPS_WEIGHTS:-}" ]] && loss=(--loss lpips --lpips-weights "$LPIPS_WEIGHTS")
 threads=()
 [[ -n "${THREADS:-}" ]] && threads=(--threads "$THREADS")
+# DEMO_ARGS: further distill options, e.g. DEMO_ARGS="--N 18 --lr 5e-4" (a coarse grid: fewer points for the
+# boundary condition to travel through in a short CPU run).
+read -r -a extra <<< "${DEMO_ARGS:-}"
 
 mkdir -p "$out"
 echo "== distil $teacher for $minutes minutes (batch $batch, ${loss[*]})"
 start=$(date +%s)
 "$pidistill" distill --teacher "$teacher" "${loss[@]}" --batch "$batch" --steps 1000000 --minutes "$minutes" \
-  --snap-every 500 --grid-every 500 --log-every 20 --outdir "$out/runs" "${threads[@]}" | tee "$out/distill.log"
+  --snap-every 500 --grid-every 500 --log-every 20 --outdir "$out/runs" "${threads[@]}" "${extra[@]}" | tee "$out/distill.log"
 run=$(ls -d "$out"/runs/*/ | sort | tail -n 1)
 run=${run%/}
 
