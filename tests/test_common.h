@@ -1,10 +1,13 @@
 // Helpers shared by the tests: golden file paths, tensor comparison with a stated tolerance.
 #pragma once
 #include "pidistill/io/safetensors.h"
+#include "pidistill/util/error.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+#include <iostream>
 #include <string>
 
 namespace pidistill::test {
@@ -30,5 +33,20 @@ inline double rel_err(const at::Tensor& a, const at::Tensor& ref) {
     std::cout << "[ rel err ] " << #a << ": " << _e << " (tol " << (tol) << ")\n";          \
     EXPECT_LE(_e, (tol)) << #a << " vs " << #ref;                                           \
   } while (0)
+
+// Runs `f` and expects a pidistill::Error: one line, containing every one of `parts` (the file, the key or
+// offset, the problem). Prints the message, so a passing run still shows what a user would read.
+template <class F>
+void expect_error(F&& f, std::initializer_list<std::string> parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no Error thrown";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    std::cout << "[ error ] " << msg << "\n";
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
 
 }  // namespace pidistill::test

@@ -5,26 +5,12 @@
 #include "pidistill/data/dataset.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/image_io.h"
+#include "test_common.h"
 #include "test_data_files.h"
 
 using namespace pidistill;
 using namespace pidistill::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-// Runs f, expects an Error whose message holds every one of `parts`.
-template <class F>
-void expect_error(F f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    for (const auto& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
-
-}  // namespace
 
 TEST(IdxReader, GzipFolderWithLabelsAndPadding) {
   auto dir = make_temp_dir("idx_gz");

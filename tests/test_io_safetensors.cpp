@@ -13,6 +13,7 @@
 
 namespace fs = std::filesystem;
 using namespace pidistill;
+using pidistill::test::expect_error;
 
 namespace {
 
@@ -30,19 +31,6 @@ std::string raw_safetensors(const std::string& header, const std::string& data) 
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
   return out + header + data;
-}
-
-// Runs `f`, expects an Error whose message contains every one of `parts`.
-template <class F>
-void expect_error(F f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no Error thrown";
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    std::cout << "[ error ] " << msg << "\n";
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
 }
 
 void expect_bad_file(const std::string& name, const std::string& bytes, const std::string& problem) {

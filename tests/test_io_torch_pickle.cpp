@@ -15,6 +15,7 @@
 
 namespace fs = std::filesystem;
 using namespace pidistill;
+using pidistill::test::expect_error;
 
 namespace {
 
@@ -22,18 +23,6 @@ std::string temp_path(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("pidistill_test_pickle_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return (dir / name).string();
-}
-
-template <class F>
-void expect_error(F f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no Error thrown";
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    std::cout << "[ error ] " << msg << "\n";
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
 }
 
 void put_le(std::string& s, uint64_t v, int n) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 using namespace pidistill;
+using pidistill::test::expect_error;
 using pidistill::test::golden;
 using pidistill::test::load_golden;
 namespace fs = std::filesystem;
@@ -19,19 +20,6 @@ fs::path temp_dir() {
   auto dir = fs::temp_directory_path() / ("pidistill_test_nets_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return dir;
-}
-
-// Runs f, expects an Error whose message contains every one of `parts`.
-template <class F>
-void expect_error(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no Error thrown";
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
 }
 
 NetConfig tiny(const std::string& json) {
