@@ -8,6 +8,8 @@ packages=(
   libopenblas0-pthread   # makes LibTorch's BLAS calls ~15x faster than the reference BLAS it uses by default
   libgloo-dev            # the Gloo headers Debian's LibTorch lacks, for multi-process training
   nlohmann-json3-dev libcli11-dev libstb-dev libgtest-dev
+  python3-numpy          # tests: npz files we write load in numpy
+  python3-matplotlib     # scripts/plot_*.py: the PNG plots of docs/RESULTS.md
   dataset-fashion-mnist  # a small real data set for the demo and the data tests
 )
 missing=()

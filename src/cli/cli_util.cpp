@@ -6,7 +6,9 @@
 
 #include <ATen/ATen.h>
 
+#include <filesystem>
 #include <sstream>
+#include <vector>
 
 namespace pidistill::cli {
 
@@ -96,6 +98,22 @@ std::string shape_string(const at::Tensor& t) {
   for (int64_t d = 0; d < t.dim(); ++d) out << (d ? ", " : "") << t.size(d);
   out << "]";
   return out.str();
+}
+
+std::string bundled_model(const std::string& name) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> places;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) places = {exe.parent_path().parent_path() / "models", exe.parent_path() / "models"};
+  places.push_back(fs::current_path(ec) / "models");
+  std::string looked;
+  for (const auto& dir : places) {
+    if (fs::is_regular_file(dir / name)) return (dir / name).string();
+    looked += (looked.empty() ? "" : ", ") + dir.string();
+  }
+  fail(name, "bundled model not found (looked in " + looked +
+                 "); hint: run from the pidistill checkout or give the file's path");
 }
 
 }  // namespace pidistill::cli

@@ -42,4 +42,8 @@ TensorFile read_any_tensor_file(const std::string& path);
 std::string dtype_name(const at::Tensor& tensor);
 std::string shape_string(const at::Tensor& tensor);  // "[4, 3, 16, 16]"
 
+// A file of the bundled models/ folder: next to the binary's build folder (build/../models), then ./models.
+// Error naming the file and where it was looked for.
+std::string bundled_model(const std::string& name);
+
 }  // namespace pidistill::cli

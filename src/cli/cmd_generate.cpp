@@ -1,11 +1,9 @@
-// `pidistill generate`: images from a network file, EDM's generate.py conventions (one latent per seed, PNGs).
-// A teacher is sampled with EDM's Heun/Euler sampler; the sampling itself is one function chosen per file kind,
-// so another kind of network (a PID student) is one more branch in make_sampler.
+// `pidistill generate`: images from a network file, EDM's generate.py conventions (one latent per seed,
+// PNGs). The sampling itself (teacher: EDM's sampler; PID student: one call) is pid/image_generator.h.
 #include "cli/commands.h"
-#include "pidistill/edm/precond.h"
 #include "pidistill/edm/sampler.h"
 #include "pidistill/nets/net_file.h"
-#include "pidistill/pid/student_file.h"
+#include "pidistill/pid/image_generator.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/image_io.h"
 #include "pidistill/util/progress.h"
@@ -25,56 +23,25 @@ namespace pidistill::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string net;            // --net: network file
+  std::string net;             // --net: network file
   std::string seeds = "0-63";  // --seeds: one image per seed
-  std::string grid;           // --grid: one PNG grid of all images
-  std::string outdir;         // --outdir: one PNG per image, seed%06d.png
-  std::string latents;        // --latents: safetensors with `latents` [N, C, H, W] (instead of seeds)
-  std::string out;            // --out: safetensors with `x_final` [N, C, H, W] float64
-  SamplerConfig sampler;      // --steps, --sigma-min, ..., --solver
+  std::string grid;            // --grid: one PNG grid of all images
+  std::string outdir;          // --outdir: one PNG per image, seed%06d.png
+  std::string latents;         // --latents: safetensors with `latents` [N, C, H, W] (instead of seeds)
+  std::string out;             // --out: safetensors with `x_final` [N, C, H, W] float64
+  SamplerConfig sampler;       // --steps, --sigma-min, ..., --solver
   std::string solver = "heun";
   int class_idx = -1;         // --class: every image of this class; -1 = random from each seed
   bool f64 = false;           // --f64: the network in float64
   int64_t batch = 64;         // --batch: images per network call
   uint64_t sampler_seed = 0;  // --churn-seed: generator of the churn noise (S_churn > 0)
-  double t = 0;               // --t: PID student only, the trajectory time to evaluate; 0 = sigma_min (the images)
+  double t = 0;  // --t: PID student only, the trajectory time to evaluate; 0 = sigma_min (the images)
 };
-
-// Maps one batch of latents [b, C, H, W] and labels [b, L] (or undefined) to images [b, C, H, W] in float64.
-using BatchSampler = std::function<at::Tensor(const at::Tensor& latents, const at::Tensor& class_labels)>;
-
-BatchSampler make_sampler(const LoadedNet& loaded, const GenerateOptions& o) {
-  if (is_student_file(loaded)) {
-    // A PID student: one network call at t = sigma_min (or --t), clamped to [-1, 1].
-    auto student = std::make_shared<Student>(student_from(loaded));
-    const double t = o.t;
-    return [student, t](const at::Tensor& latents, const at::Tensor& labels) {
-      return one_call_generate(*student, latents, labels, t).to(at::kDouble);
-    };
-  }
-  if (o.t != 0) fail("--t", "only a PID student file (pidistill distill's student-final.safetensors) takes --t");
-  auto precond = std::make_shared<Precond>(loaded.net, precond_from_string(loaded.precond));
-  auto gen = std::make_shared<at::Generator>(at::detail::createCPUGenerator(o.sampler_seed));
-  SamplerConfig config = o.sampler;
-  return [precond, gen, config](const at::Tensor& latents, const at::Tensor& labels) {
-    return edm_sampler(*precond, latents, labels, config, gen.get());
-  };
-}
-
-// EDM generate.py: each seed's generator draws the latent, then the class label (randint over label_dim).
-at::Tensor labels_for_seeds(const std::vector<int64_t>& seeds, const NetConfig& c) {
-  std::vector<int64_t> classes;
-  for (int64_t seed : seeds) {
-    auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
-    at::randn({c.img_channels, c.img_resolution, c.img_resolution}, gen);
-    classes.push_back(at::randint(c.label_dim, {1}, gen, at::kLong).item<int64_t>());
-  }
-  return at::tensor(classes, at::kLong);
-}
 
 void run_generate(const GenerateOptions& o) {
   if (o.grid.empty() && o.outdir.empty() && o.out.empty())
-    fail("generate", "no output requested; hint: give --grid FILE.png, --outdir DIR and/or --out FILE.safetensors");
+    fail("generate",
+         "no output requested; hint: give --grid FILE.png, --outdir DIR and/or --out FILE.safetensors");
   if (o.batch <= 0) fail("--batch", "must be positive");
   LoadedNet loaded = load_net(o.net);
   const NetConfig& c = loaded.config;
@@ -93,7 +60,8 @@ void run_generate(const GenerateOptions& o) {
     for (int64_t i = 0; i < latents.size(0); ++i) seeds.push_back(i);
     if (c.label_dim > 0 && o.class_idx < 0) {
       if (!file.has("class_labels"))
-        fail(o.latents, "the network is class-conditional: give --class N or a tensor 'class_labels' [N] (int64)");
+        fail(o.latents,
+             "the network is class-conditional: give --class N or a tensor 'class_labels' [N] (int64)");
       classes = file.get("class_labels").to(at::kLong).flatten();
     }
   } else {
@@ -104,17 +72,22 @@ void run_generate(const GenerateOptions& o) {
   const int64_t n = latents.size(0);
   if (c.label_dim > 0 && o.class_idx >= 0) {
     if (o.class_idx >= c.label_dim)
-      fail("--class", std::to_string(o.class_idx) + " is out of range; the network has " + std::to_string(c.label_dim) +
-                          " classes");
+      fail("--class", std::to_string(o.class_idx) + " is out of range; the network has " +
+                          std::to_string(c.label_dim) + " classes");
     classes = at::full({n}, o.class_idx, at::kLong);
   } else if (c.label_dim == 0 && o.class_idx >= 0) {
     fail("--class", "the network is unconditional");
   }
   if (classes.defined() && (classes.numel() != n || classes.min().item<int64_t>() < 0 ||
                             classes.max().item<int64_t>() >= c.label_dim))
-    fail(o.latents, "'class_labels' must hold " + std::to_string(n) + " classes in [0, " + std::to_string(c.label_dim) + ")");
+    fail(o.latents, "'class_labels' must hold " + std::to_string(n) + " classes in [0, " +
+                        std::to_string(c.label_dim) + ")");
 
-  BatchSampler sample = make_sampler(loaded, o);
+  GeneratorOptions gopts;
+  gopts.sampler = o.sampler;
+  gopts.churn_seed = o.sampler_seed;
+  gopts.t = o.t;
+  auto sample = make_image_generator(loaded, gopts).sample;
   std::vector<at::Tensor> images;
   Progress progress("generate", n, "img");
   for (int64_t begin = 0; begin < n; begin += o.batch) {
@@ -122,7 +95,7 @@ void run_generate(const GenerateOptions& o) {
     at::Tensor labels;
     if (classes.defined())
       labels = at::one_hot(classes.slice(0, begin, end), c.label_dim).to(at::kDouble);  // [b, L]
-    images.push_back(sample(latents.slice(0, begin, end), labels));                    // [b, C, H, W] f64
+    images.push_back(sample(latents.slice(0, begin, end), labels));                     // [b, C, H, W] f64
     progress.update(end);
   }
   progress.finish();
@@ -139,16 +112,17 @@ void run_generate(const GenerateOptions& o) {
       write_png((std::filesystem::path(o.outdir) / name).string(), pixels[i]);
     }
   }
-  std::cout << "Generated " << n << " images"
-            << (o.grid.empty() ? "" : " -> " + o.grid) << (o.outdir.empty() ? "" : " -> " + o.outdir + "/")
-            << (o.out.empty() ? "" : " -> " + o.out) << "\n";
+  std::cout << "Generated " << n << " images" << (o.grid.empty() ? "" : " -> " + o.grid)
+            << (o.outdir.empty() ? "" : " -> " + o.outdir + "/") << (o.out.empty() ? "" : " -> " + o.out)
+            << "\n";
 }
 
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate images with EDM's sampler, or one call of a PID student (one latent per seed)");
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Generate images with EDM's sampler, or one call of a PID student (one latent per seed)");
   cmd->add_option("--net", o->net, "Network file (.safetensors with config metadata)")->required();
   cmd->add_option("--seeds", o->seeds, "Seeds, e.g. 0-63 or 1,5,9-12")->capture_default_str();
   cmd->add_option("--grid", o->grid, "Write all images as one PNG grid");
@@ -160,15 +134,18 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--sigma-max", o->sampler.sigma_max, "Highest noise level")->capture_default_str();
   cmd->add_option("--rho", o->sampler.rho, "Time step exponent")->capture_default_str();
   cmd->add_option("--S-churn", o->sampler.S_churn, "Stochasticity strength")->capture_default_str();
-  cmd->add_option("--S-min", o->sampler.S_min, "Stochastic sampling: lowest noise level")->capture_default_str();
+  cmd->add_option("--S-min", o->sampler.S_min, "Stochastic sampling: lowest noise level")
+      ->capture_default_str();
   cmd->add_option("--S-max", o->sampler.S_max, "Stochastic sampling: highest noise level");
-  cmd->add_option("--S-noise", o->sampler.S_noise, "Stochastic sampling: noise inflation")->capture_default_str();
+  cmd->add_option("--S-noise", o->sampler.S_noise, "Stochastic sampling: noise inflation")
+      ->capture_default_str();
   cmd->add_option("--churn-seed", o->sampler_seed, "Seed of the churn noise")->capture_default_str();
   cmd->add_option("--solver", o->solver, "ODE solver: heun | euler")->capture_default_str();
   cmd->add_option("--class", o->class_idx, "Class of every image (default: random per seed)");
   cmd->add_flag("--f64", o->f64, "Run the network in float64 (the sampler always works in float64)");
   cmd->add_option("--batch", o->batch, "Images per batch")->capture_default_str();
-  cmd->add_option("--t", o->t, "PID student: evaluate the trajectory at this t in [sigma_min, 80] (default sigma_min)");
+  cmd->add_option("--t", o->t,
+                  "PID student: evaluate the trajectory at this t in [sigma_min, 80] (default sigma_min)");
   cmd->callback([o] {
     GenerateOptions resolved = *o;
     resolved.sampler.solver = solver_from_string(o->solver);

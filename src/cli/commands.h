@@ -12,5 +12,8 @@ void add_train_command(CLI::App& app);     // cmd_train.cpp: EDM training
 void add_generate_command(CLI::App& app);  // cmd_generate.cpp: EDM sampling
 void add_distill_command(CLI::App& app);
 void add_compare_command(CLI::App& app);  // cmd_compare.cpp: teacher vs PID student picture
+void add_ref_command(CLI::App& app);      // cmd_fid.cpp: reference statistics of a dataset
+void add_fid_command(CLI::App& app);      // cmd_fid.cpp: FD / IS / precision-recall
+void add_train_classifier_command(CLI::App& app);  // the FD-FMNIST feature network
 
 }  // namespace pidistill::cli

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   pidistill::cli::add_generate_command(app);
   pidistill::cli::add_distill_command(app);
   pidistill::cli::add_compare_command(app);
+  pidistill::cli::add_ref_command(app);
+  pidistill::cli::add_fid_command(app);
+  pidistill::cli::add_train_classifier_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
