@@ -1,14 +1,19 @@
-// `pidistill distill` through the binary: paper defaults, one-line errors, and an interrupted-then-resumed
-// run that equals the uninterrupted one bit for bit (tiny golden teacher, a few steps, float32 on CPU).
+// `pidistill distill` through the binary: paper defaults, one-line errors, an interrupted-then-resumed run
+// that equals the uninterrupted one bit for bit (also with the grid schedule and loss-driven index draws),
+// per-noise-level stats and FD lines (tiny golden teacher, a few steps, float32 on CPU).
 #include "pidistill/io/safetensors.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/seeds.h"
 #include "test_cli_util.h"
 #include "test_common.h"
 
+#include <nlohmann/json.hpp>
+
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace pidistill::test {
 namespace {
@@ -36,6 +41,27 @@ int count_lines(const std::string& path) {
   int n = 0;
   while (std::getline(in, line)) ++n;
   return n;
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// Every tensor of two checkpoints is equal; returns how many were compared.
+int expect_same_checkpoints(const std::string& a, const std::string& b) {
+  const TensorFile ca = load_checkpoint(a, "pid_distill"), cb = load_checkpoint(b, "pid_distill");
+  EXPECT_EQ(ca.tensors.size(), cb.tensors.size());
+  int compared = 0;
+  for (size_t i = 0; i < std::min(ca.tensors.size(), cb.tensors.size()); ++i) {
+    EXPECT_EQ(ca.tensors[i].first, cb.tensors[i].first);
+    EXPECT_TRUE(ca.tensors[i].second.equal(cb.tensors[i].second)) << ca.tensors[i].first;
+    ++compared;
+  }
+  return compared;
 }
 
 TEST(CliDistill, DryRunShowsPaperDefaults) {
@@ -126,6 +152,112 @@ TEST(CliDistill, ResumedRunEqualsUninterrupted) {
   // Resuming with a changed training option is refused.
   r = run_cli("distill --resume " + quoted(run_a + "/training-state-000004.safetensors") +
               " --lr 1e-3 --steps 5");
+  EXPECT_ONE_LINE_ERROR(r);
+}
+
+TEST(CliDistill, ResumedRunEqualsUninterruptedWithScheduleAndLossSampling) {
+  // Grid 3, 5, 9, then --N 10 from step 3; the interruption falls between refinements, and the loss-driven
+  // draws after it depend on the per-bin loss averages restored from the checkpoint.
+  const std::string extra = " --N 10 --N-start 3 --N-refine-every 1 --index-sampling loss";
+  const std::string a = scratch_dir() + "/sched_uninterrupted", b = scratch_dir() + "/sched_interrupted";
+  auto r = run_cli(tiny_run(a) + extra + " --steps 4");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_cli(tiny_run(b) + extra + " --steps 2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string run_a = only_run_dir(a), run_b = only_run_dir(b);
+  r = run_cli("distill --resume " + quoted(run_b + "/training-state-000002.safetensors") +
+              " --steps 4 --threads 1 --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const int compared = expect_same_checkpoints(run_a + "/training-state-000004.safetensors",
+                                               run_b + "/training-state-000004.safetensors");
+  std::cout << "[ resume ] " << compared
+            << " checkpoint tensors identical with --N-start and loss sampling\n";
+  const TensorFile ca = load_checkpoint(run_a + "/training-state-000004.safetensors", "pid_distill");
+  const at::Tensor loss_ema = ca.get("index_sampling.loss_ema");  // [8], moved away from its initial 1
+  EXPECT_FALSE(loss_ema.equal(at::ones({8}, at::kDouble))) << loss_ema;
+
+  // stats.jsonl: the grid size of each step and the per-bin losses and counts of its 4 samples.
+  const auto lines = read_jsonl(run_a + "/stats.jsonl");
+  ASSERT_EQ(lines.size(), 4u);
+  const std::vector<int64_t> expected_N = {3, 5, 9, 10};
+  for (size_t k = 0; k < lines.size(); ++k) {
+    const auto& line = lines[k];
+    EXPECT_EQ(line.at("N").get<int64_t>(), expected_N[k]) << line.dump();
+    ASSERT_EQ(line.at("loss_bins").size(), 8u);
+    ASSERT_EQ(line.at("bin_counts").size(), 8u);
+    int64_t total = 0;
+    for (int bin = 0; bin < 8; ++bin) {
+      const int64_t count = line.at("bin_counts")[bin].get<int64_t>();
+      total += count;
+      EXPECT_EQ(line.at("loss_bins")[bin].is_null(), count == 0) << line.dump();
+      if (count > 0) EXPECT_TRUE(std::isfinite(line.at("loss_bins")[bin].get<double>())) << line.dump();
+    }
+    EXPECT_EQ(total, 4) << line.dump();
+  }
+  // N = 3 uses bins floor(8 i / 3) = 0, 2, 5 only.
+  for (int bin : {1, 3, 4, 6, 7}) EXPECT_EQ(lines[0].at("bin_counts")[bin].get<int64_t>(), 0) << lines[0];
+
+  // The schedule and the sampling are training options: changing them on resume is refused.
+  r = run_cli("distill --resume " + quoted(run_a + "/training-state-000004.safetensors") +
+              " --index-sampling uniform --steps 5");
+  EXPECT_ONE_LINE_ERROR(r);
+  EXPECT_NE(r.output.find("index_sampling"), std::string::npos) << r.output;
+  r = run_cli("distill --resume " + quoted(run_a + "/training-state-000004.safetensors") +
+              " --N-start 5 --steps 5");
+  EXPECT_ONE_LINE_ERROR(r);
+  // Bad values are one-line errors.
+  for (const char* bad :
+       {" --N-start 1 --N-refine-every 5", " --N-start 300 --N-refine-every 5", " --N-start 8",
+        " --N-refine-every 5", " --index-sampling bogus", " --fd-every 5", " --fd-every -1"}) {
+    r = run_cli("distill --teacher " + quoted(kTeacher) + bad + " --dry-run");
+    EXPECT_ONE_LINE_ERROR(r);
+  }
+}
+
+TEST(CliDistill, FdLinesDuringTraining) {
+  // A reference of 8 teacher PNGs (Heun, 2 steps) measured with the TorchScript stand-in of Inception.
+  const std::string detector = golden("fid/tiny_detector.pt");
+  const std::string pngs = scratch_dir() + "/fd_pngs", ref = scratch_dir() + "/fd_ref.npz";
+  auto r = run_cli("generate --threads 1 --net " + quoted(kTeacher) + " --steps 2 --seeds 0-7 --outdir " +
+                   quoted(pngs));
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_cli("ref --threads 1 --data " + quoted(pngs) + " --out " + quoted(ref) + " --detector " +
+              quoted(detector));
+  ASSERT_EQ(r.code, 0) << r.output;
+
+  const std::string out = scratch_dir() + "/fd_run";
+  const std::string fd = " --fd-ref " + quoted(ref) + " --fd-detector " + quoted(detector) + " --fd-images 6";
+  r = run_cli(tiny_run(out) + fd + " --fd-every 2 --steps 3");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string run_dir = only_run_dir(out);
+  std::vector<nlohmann::json> fd_lines;
+  for (const auto& line : read_jsonl(run_dir + "/stats.jsonl"))
+    if (line.contains("fd")) fd_lines.push_back(line);
+  ASSERT_EQ(fd_lines.size(), 2u);  // step 2 (every 2) and step 3 (the end)
+  for (const auto& line : fd_lines) {
+    std::cout << line.dump() << "\n";
+    EXPECT_TRUE(std::isfinite(line.at("fd").get<double>())) << line.dump();
+    EXPECT_GE(line.at("fd").get<double>(), 0) << line.dump();
+    EXPECT_EQ(line.at("fd_images").get<int64_t>(), 6);
+    EXPECT_EQ(line.at("fd_metric").get<std::string>(), "FID");
+    EXPECT_LE(line.at("train_minutes").get<double>(), line.at("minutes").get<double>());
+  }
+  EXPECT_EQ(fd_lines[0].at("step").get<int64_t>(), 2);
+  EXPECT_EQ(fd_lines[1].at("step").get<int64_t>(), 3);
+  EXPECT_DOUBLE_EQ(fd_lines[1].at("kimg").get<double>(), 0.012);  // 3 steps of batch 4
+  // Measurement time is wall time: the second line's train_minutes leaves out the first measurement.
+  EXPECT_LT(fd_lines[1].at("train_minutes").get<double>(), fd_lines[1].at("minutes").get<double>());
+
+  // --fd-* may change on resume (like the logging options): turned off here, so no new fd line.
+  r = run_cli("distill --resume " + quoted(run_dir + "/training-state-000003.safetensors") +
+              " --fd-every 0 --steps 4 --threads 1 --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+  int fd_count = 0;
+  for (const auto& line : read_jsonl(run_dir + "/stats.jsonl")) fd_count += line.contains("fd");
+  EXPECT_EQ(fd_count, 2);
+  // A missing reference fails before training.
+  r = run_cli(tiny_run(scratch_dir() + "/fd_missing") + " --fd-every 2 --fd-detector " + quoted(detector) +
+              " --fd-ref " + quoted(scratch_dir() + "/missing.npz") + " --steps 2");
   EXPECT_ONE_LINE_ERROR(r);
 }
 

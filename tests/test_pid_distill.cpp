@@ -84,6 +84,39 @@ TEST(PidDistill, ConditionalTeacherTrains) {
   EXPECT_THROW(distill(uncond), Error);
 }
 
+TEST(PidDistill, OptionsBeyondThePaperRoundTripAndResumeRules) {
+  DistillOptions o;
+  EXPECT_EQ(o.N_start, 0);  // all off by default: the paper's recipe
+  EXPECT_EQ(o.index_sampling, "uniform");
+  EXPECT_EQ(o.fd_every, 0);
+  o.teacher = "t.safetensors";
+  o.N_start = 8, o.N_refine_every = 100, o.index_sampling = "loss";
+  o.fd_every = 50, o.fd_ref = "ref.npz", o.fd_detector = "det.pt", o.fd_images = 64;
+  EXPECT_EQ(to_json(distill_options_from_json(to_json(o))), to_json(o));
+  EXPECT_NO_THROW(validate(o));
+  // An older training_options.json without the new keys reads as the defaults.
+  EXPECT_EQ(distill_options_from_json(R"({"N": 18})").index_sampling, "uniform");
+
+  // On resume --fd-* may change (like the logging options); the schedule and the sampling may not.
+  const std::string out = scratch("resume_rules");
+  DistillRun run = tiny_run(out, golden("ddpmpp_uncond_weights.safetensors"));
+  run.options.steps = 1;
+  run.options.N = 10, run.options.N_start = 3, run.options.N_refine_every = 1;
+  run.options.index_sampling = "loss";
+  DistillResult first = distill(run);
+  DistillRun again;
+  again.resume = first.checkpoint_path;
+  again.show_progress = false;
+  again.options.fd_images = 77;
+  again.given = {"fd_images"};
+  EXPECT_EQ(resolve_options(again).fd_images, 77);
+  EXPECT_EQ(resolve_options(again).N_start, 3);
+  for (const char* key : {"N_start", "N_refine_every", "index_sampling"}) {
+    again.given = {key};
+    EXPECT_THROW(resolve_options(again), Error) << key;
+  }
+}
+
 // Last: the stop flag is process-wide and stays set.
 TEST(PidDistill, StopRequestCheckpointsAndResumes) {
   const std::string out = scratch("stop");

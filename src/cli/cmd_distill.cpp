@@ -45,7 +45,14 @@ const std::pair<const char*, const char*> kFlagKeys[] = {{"--teacher", "teacher"
                                                          {"--grid-seeds", "grid_seeds"},
                                                          {"--max-nonfinite", "max_nonfinite"},
                                                          {"--device", "device"},
-                                                         {"--f64", "f64"}};
+                                                         {"--f64", "f64"},
+                                                         {"--N-start", "N_start"},
+                                                         {"--N-refine-every", "N_refine_every"},
+                                                         {"--index-sampling", "index_sampling"},
+                                                         {"--fd-every", "fd_every"},
+                                                         {"--fd-ref", "fd_ref"},
+                                                         {"--fd-detector", "fd_detector"},
+                                                         {"--fd-images", "fd_images"}};
 
 void run_distill_command(DistillCliOptions& c) {
   DistillRun run;
@@ -111,6 +118,24 @@ void add_distill_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", o.device, "cpu or cuda[:i]")->capture_default_str();
   cmd->add_flag("--f64", o.f64, "Train in float64");
+  // Beyond the paper: all off by default, so the defaults stay the paper's recipe.
+  cmd->add_option("--N-start", o.N_start,
+                  "Start on a grid of this many points, refined N -> 2N-1 every --N-refine-every steps up to "
+                  "--N (0 = always --N)")
+      ->capture_default_str();
+  cmd->add_option("--N-refine-every", o.N_refine_every, "Steps between grid refinements (with --N-start)");
+  cmd->add_option("--index-sampling", o.index_sampling,
+                  "Grid index draw: uniform (paper) | loss (half uniform, half toward the noise levels with "
+                  "the largest loss; importance-weighted)")
+      ->capture_default_str();
+  cmd->add_option("--fd-every", o.fd_every,
+                  "Steps per FD measurement of the exported student, logged to stats.jsonl (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--fd-ref", o.fd_ref, "Reference statistics for --fd-every (.npz from pidistill ref)");
+  cmd->add_option("--fd-detector", o.fd_detector,
+                  "Feature network for --fd-every: inception-2015-12-05.pt or a pidistill classifier");
+  cmd->add_option("--fd-images", o.fd_images, "One-call images per FD measurement (seeds 1000000...)")
+      ->capture_default_str();
   cmd->add_flag("--dry-run", c->dry_run, "Print the resolved options and stop");
   cmd->add_flag("--quiet", c->quiet, "No progress bar");
   add_net_options(*cmd, c->arch);

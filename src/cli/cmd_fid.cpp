@@ -150,8 +150,10 @@ void run_fid(const FidOptions& o) {
 
   if (!o.stats.empty()) {
     Reference a = read_reference(o.stats), b = read_reference(o.ref, a.stats.mu.size(0));
-    MetricValues v;
-    v.fd = frechet_distance(a.stats, b.stats, o.stats);
+    ImageSetMeasure m;
+    m.stats = a.stats;
+    m.features = a.features;  // precision/recall when both files kept features
+    MetricValues v = compare_to_reference(m, b, o.stats);
     json line = values_json(v, "FD");
     line["stats"] = o.stats;
     line["ref"] = o.ref;

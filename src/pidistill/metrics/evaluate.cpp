@@ -18,7 +18,7 @@ ImageSetMeasure measure_images(FeatureDetector& detector, int64_t count, const I
   StatsAccumulator acc(detector.feature_dim());
   std::vector<at::Tensor> probs, kept;
   int64_t kept_count = 0;
-  Progress progress(o.label, count, "img");
+  Progress progress(o.label, count, "img", o.progress);
   for (int64_t begin = 0; begin < count; begin += o.batch) {
     const int64_t end = std::min(count, begin + o.batch);
     at::Tensor images = source(begin, end);  // [b, C, H, W] uint8

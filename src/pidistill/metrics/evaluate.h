@@ -31,6 +31,7 @@ struct MeasureOptions {
   int64_t keep_features = 10000;  // features kept for precision/recall (0 = none)
   bool want_probs = true;         // class probabilities for the Inception Score
   std::string label = "measure";  // progress bar label
+  bool progress = true;           // show the progress bar
 };
 
 // Error if count < 2.

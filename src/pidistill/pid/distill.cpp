@@ -4,6 +4,10 @@
 #include "pidistill/metrics/lpips.h"
 #include "pidistill/nets/net_file.h"
 #include "pidistill/pid/ema.h"
+#include "pidistill/pid/fd_monitor.h"
+#include "pidistill/pid/grid_schedule.h"
+#include "pidistill/pid/index_sampling.h"
+#include "pidistill/pid/loss_bins.h"
 #include "pidistill/pid/pid_loss.h"
 #include "pidistill/pid/radam.h"
 #include "pidistill/pid/student_file.h"
@@ -24,6 +28,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <set>
 
 namespace pidistill {
@@ -77,9 +82,9 @@ DistillOptions resolve_options(const DistillRun& run) {
     json state = json::parse(checkpoint_state(ckpt));
     DistillOptions saved = distill_options_from_json(state.at("options").dump());
     json saved_j = json::parse(to_json(saved)), given_j = json::parse(to_json(o));
-    static const std::set<std::string> schedule = {"steps",      "minutes",    "log_every",  "snap_every",
-                                                   "grid_every", "grid_seeds", "export_ema", "max_nonfinite",
-                                                   "device",     "outdir"};
+    static const std::set<std::string> schedule = {
+        "steps",         "minutes", "log_every", "snap_every", "grid_every", "grid_seeds",  "export_ema",
+        "max_nonfinite", "device",  "outdir",    "fd_every",   "fd_ref",     "fd_detector", "fd_images"};
     for (const auto& key : run.given) {
       if (!given_j.contains(key)) continue;
       if (schedule.count(key))
@@ -87,7 +92,7 @@ DistillOptions resolve_options(const DistillRun& run) {
       else if (saved_j[key] != given_j[key])
         fail(run.resume, "option '" + key + "' was " + saved_j[key].dump() +
                              " in the run being resumed, not " + given_j[key].dump() +
-                             "; hint: only steps, minutes and the logging options may change");
+                             "; hint: only steps, minutes and the logging and --fd-* options may change");
     }
     o = distill_options_from_json(saved_j.dump());
   }
@@ -140,6 +145,19 @@ DistillResult distill(const DistillRun& run) {
     loss_config.lpips = &lpips;
   }
 
+  // Loaded before any training, so a wrong --fd-ref or --fd-detector fails at once, not after the first K
+  // steps.
+  std::unique_ptr<FdMonitor> fd_monitor;
+  if (o.fd_every > 0) {
+    FdMonitorOptions fd_options;
+    fd_options.ref = o.fd_ref;
+    fd_options.detector = o.fd_detector;
+    fd_options.images = o.fd_images;
+    fd_monitor = std::make_unique<FdMonitor>(fd_options);
+  }
+  IndexSampler sampler;
+  sampler.mode = index_sampling_from_string(o.index_sampling);
+
   auto params = student.F->parameters();
   RAdamConfig radam_config;
   radam_config.lr = o.lr;
@@ -148,6 +166,7 @@ DistillResult distill(const DistillRun& run) {
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
   int64_t step = 0, nonfinite_total = 0, nonfinite_row = 0;
   double elapsed_before = 0;
+  double fd_seconds = 0;  // wall time spent measuring FD, all invocations: train_minutes leaves it out
 
   std::string run_dir;
   if (!run.resume.empty()) {
@@ -161,6 +180,9 @@ DistillResult distill(const DistillRun& run) {
     nonfinite_total = state.value("nonfinite_total", int64_t{0});
     nonfinite_row = state.value("nonfinite_in_a_row", int64_t{0});
     elapsed_before = state.value("elapsed_s", 0.0);
+    fd_seconds = state.value("fd_s", 0.0);
+    if (sampler.mode == IndexSampling::Loss)
+      sampler.load_state(ckpt.get("index_sampling.loss_ema"), run.resume + " (index_sampling.loss_ema)");
     run_dir = fs::path(run.resume).parent_path().string();
     if (run_dir.empty()) run_dir = ".";
   } else {
@@ -180,10 +202,12 @@ DistillResult distill(const DistillRun& run) {
     add_with_prefix(tensors, "radam.", radam.state_tensors());
     add_with_prefix(tensors, "ema.", ema.state_tensors());
     tensors.emplace_back("rng.state", generator_state(gen));
+    if (sampler.mode == IndexSampling::Loss) tensors.emplace_back("index_sampling.loss_ema", sampler.state());
     json state = {{"step", step},
                   {"nonfinite_total", nonfinite_total},
                   {"nonfinite_in_a_row", nonfinite_row},
                   {"elapsed_s", elapsed},
+                  {"fd_s", fd_seconds},
                   {"options", json::parse(to_json(o))}};
     const std::string path = run_dir + "/" + step_name("training-state-", step, ".safetensors");
     save_checkpoint(path, kKind, tensors, state.dump());
@@ -209,23 +233,28 @@ DistillResult distill(const DistillRun& run) {
     write_png_grid(run_dir + "/" + step_name("grid-", step, ".png"), images.cpu());
   };
 
-  auto export_student = [&]() {
-    const double rate = export_rate(o);
+  // The weights export_rate selects (an EMA copy or the raw student), in eval mode: what is exported and what
+  // --fd-every measures.
+  auto exported_student = [&]() {
+    const double rate = export_rate(o, step);
     auto F = clone_net(*student.F);
-    std::map<std::string, std::string> meta = {
-        {"teacher", o.teacher}, {"loss", o.loss}, {"N", std::to_string(o.N)}, {"step", std::to_string(step)}};
     if (rate > 0) {
       const size_t r = std::find(o.ema.begin(), o.ema.end(), rate) - o.ema.begin();
       torch::NoGradGuard no_grad;
       auto copy_params = F->parameters();
       for (size_t i = 0; i < copy_params.size(); ++i) copy_params[i].copy_(ema.averages[r][i]);
-      meta["ema"] = json(rate).dump();
-    } else {
-      meta["ema"] = "none (raw student weights)";
     }
     F->eval();
+    return Student(F, student.constants);
+  };
+
+  auto export_student = [&]() {
+    const double rate = export_rate(o, step);
+    std::map<std::string, std::string> meta = {
+        {"teacher", o.teacher}, {"loss", o.loss}, {"N", std::to_string(o.N)}, {"step", std::to_string(step)}};
+    meta["ema"] = rate > 0 ? json(rate).dump() : "none (raw student weights)";
     const std::string path = run_dir + "/student-final.safetensors";
-    save_student(path, Student(F, student.constants), loaded.precond, meta);
+    save_student(path, exported_student(), loaded.precond, meta);
     result.student_path = path;
   };
 
@@ -234,6 +263,8 @@ DistillResult distill(const DistillRun& run) {
   Progress progress("distill", o.steps, "step", run.show_progress);
   double log_loss = 0, log_grad = 0;
   int64_t log_count = 0;
+  LossBinTally log_bins;  // per-noise-level losses of the finite steps since the last stats line
+  int64_t N_now = grid_size_at(step, o.N, o.N_start, o.N_refine_every);
   auto log_start = std::chrono::steady_clock::now();
   auto elapsed_now = [&]() {
     return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -252,12 +283,43 @@ DistillResult distill(const DistillRun& run) {
                  {"grad_norm", log_count ? log_grad / log_count : NAN},
                  {"img_per_s", secs > 0 ? (step - last_logged) * o.batch / secs : 0.0},
                  {"nonfinite_skipped", nonfinite_total},
-                 {"elapsed_s", elapsed_now()}};
+                 {"elapsed_s", elapsed_now()},
+                 {"N", N_now}};
+    json bin_means = json::array(), bin_counts = json::array();
+    for (int b = 0; b < kLossBins; ++b) {
+      bin_means.push_back(log_bins.count[b] ? json(log_bins.mean(b)) : json(nullptr));
+      bin_counts.push_back(log_bins.count[b]);
+    }
+    line["loss_bins"] = bin_means;
+    line["bin_counts"] = bin_counts;
     append_line(stats_path, line.dump());
     if (log_count) result.last_loss = log_loss / log_count;
     log_loss = log_grad = 0, log_count = 0;
+    log_bins.clear();
     last_logged = step;
     log_start = std::chrono::steady_clock::now();
+  };
+
+  int64_t last_fd = -1;
+  // One stats.jsonl line with the FD of the exported weights now. minutes: wall time when the weights were
+  // taken (what a user pays, earlier measurements included); train_minutes: the same without measurements.
+  auto write_fd = [&]() {
+    if (!fd_monitor || last_fd == step) return;
+    const double at_start = elapsed_now();
+    const auto t0 = std::chrono::steady_clock::now();
+    const double fd = fd_monitor->measure(exported_student(), tc);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    json line = {{"step", step},
+                 {"fd", fd},
+                 {"fd_images", o.fd_images},
+                 {"fd_metric", fd_monitor->metric()},
+                 {"kimg", static_cast<double>(step) * static_cast<double>(o.batch) / 1000.0},
+                 {"minutes", at_start / 60},
+                 {"train_minutes", (at_start - fd_seconds) / 60},
+                 {"fd_s", secs}};
+    append_line(stats_path, line.dump());
+    fd_seconds += secs;
+    last_fd = step;
   };
 
   while (step < o.steps) {
@@ -267,8 +329,13 @@ DistillResult distill(const DistillRun& run) {
     }
     // Draw order fixed (z, indices, labels), whole batch at once, so micro-batching does not change the
     // draws.
+    N_now = grid_size_at(step, o.N, o.N_start, o.N_refine_every);  // a function of the step: resume-safe
+    loss_config.grid.N = N_now;
     auto z = at::randn(z_shape, gen, at::TensorOptions().dtype(dtype));  // z: [batch, C, H, W]
-    auto indices = sample_indices(o.batch, loss_config.grid, gen);       // [batch]
+    IndexDraw draw = sampler.draw(o.batch, loss_config.grid, gen);
+    const at::Tensor& indices = draw.indices;  // [batch]
+    at::Tensor weights;                        // [batch] importance weights, undefined for uniform draws
+    if (draw.weights.defined()) weights = draw.weights.to(device, dtype);
     at::Tensor labels;
     if (label_dim > 0)
       labels = one_hot(at::randint(0, label_dim, {o.batch}, gen, at::kLong), label_dim, dtype);
@@ -277,11 +344,16 @@ DistillResult distill(const DistillRun& run) {
 
     radam.zero_grad();
     double loss_value = 0;
+    LossBinTally step_bins;
     for (int64_t b0 = 0; b0 < o.batch; b0 += micro) {
       auto out = pid_loss(student, teacher, z.narrow(0, b0, micro), indices.narrow(0, b0, micro), loss_config,
                           labels.defined() ? labels.narrow(0, b0, micro) : labels);
+      // Why unweighted: the bins report (and the sampler tracks) each noise level's own loss.
+      step_bins.add(out.indices, out.loss.detach(), N_now);
+      // Why the weights: with p(i) not uniform, (1/n)/p(i) keeps the expected loss that of uniform draws.
+      auto per_sample = weights.defined() ? out.loss * weights.narrow(0, b0, micro) : out.loss;  // [micro]
       auto loss =
-          out.loss.sum() / static_cast<double>(o.batch);  // batch mean, accumulated over micro-batches
+          per_sample.sum() / static_cast<double>(o.batch);  // batch mean, accumulated over micro-batches
       loss.backward();
       loss_value += loss.item<double>();
     }
@@ -302,7 +374,9 @@ DistillResult distill(const DistillRun& run) {
       nonfinite_row = 0;
       radam.step();
       ema.update(params);
+      sampler.update(step_bins);
       log_loss += loss_value, log_grad += grad_norm, ++log_count;
+      log_bins.add(step_bins);
     }
 
     char extra[96];
@@ -311,10 +385,12 @@ DistillResult distill(const DistillRun& run) {
     if (step % o.log_every == 0 || step == o.steps) write_log();
     if (step % o.snap_every == 0 && step < o.steps) save_state(elapsed_now());
     if (o.grid_every > 0 && step % o.grid_every == 0 && step < o.steps) save_grid();
+    if (o.fd_every > 0 && step % o.fd_every == 0 && step < o.steps) write_fd();
     if (run.after_step) run.after_step(step);
   }
   write_log();
   progress.finish();
+  if (!stop_requested()) write_fd();  // at the end (also of a --minutes budget); Ctrl-C wants out at once
   save_state(elapsed_now());
   save_grid();
   export_student();

@@ -1,5 +1,7 @@
 #include "pidistill/pid/distill_options.h"
 
+#include "pidistill/pid/grid_schedule.h"
+#include "pidistill/pid/index_sampling.h"
 #include "pidistill/pid/pid_loss.h"
 #include "pidistill/util/error.h"
 
@@ -29,14 +31,25 @@ void validate(const DistillOptions& o) {
   if (o.grid_every < 0) fail("--grid-every", "must be >= 0");
   if (o.max_nonfinite < 1) fail("--max-nonfinite", "must be >= 1");
   if (o.huber_c < 0) fail("--huber-c", "must be >= 0");
+  validate_grid_schedule(o.N, o.N_start, o.N_refine_every);
+  index_sampling_from_string(o.index_sampling);
+  if (o.fd_every < 0) fail("--fd-every", "must be >= 0");
+  if (o.fd_every > 0 && o.fd_ref.empty())
+    fail("--fd-ref", "required by --fd-every; hint: make one with pidistill ref --data DIR --out REF.npz");
+  if (o.fd_every > 0 && o.fd_detector.empty())
+    fail("--fd-detector", "required by --fd-every (inception-2015-12-05.pt or a pidistill classifier)");
+  if (o.fd_images < 2) fail("--fd-images", "must be >= 2 (a covariance needs two images)");
 }
 
-double export_rate(const DistillOptions& o) {
+double export_rate(const DistillOptions& o, int64_t steps_done) {
   if (o.export_ema == "none") return 0;
   if (o.export_ema == "auto") {
+    // Why the steps done and not --steps: an EMA starts as the initial weights and keeps rate^s of them after s
+    // steps; a run stopped early by --minutes would otherwise export (nearly) the untrained student.
+    const double steps = steps_done >= 0 ? double(steps_done) : double(o.steps);
     double best = 0;
     for (double r : o.ema)
-      if (1 / (1 - r) <= o.steps / 10.0) best = std::max(best, r);
+      if (1 / (1 - r) <= steps / 10.0) best = std::max(best, r);
     return best;
   }
   double rate = 0;
@@ -73,7 +86,14 @@ std::string to_json(const DistillOptions& o) {
             {"grid_seeds", o.grid_seeds},
             {"max_nonfinite", o.max_nonfinite},
             {"device", o.device},
-            {"f64", o.f64}};
+            {"f64", o.f64},
+            {"N_start", o.N_start},
+            {"N_refine_every", o.N_refine_every},
+            {"index_sampling", o.index_sampling},
+            {"fd_every", o.fd_every},
+            {"fd_ref", o.fd_ref},
+            {"fd_detector", o.fd_detector},
+            {"fd_images", o.fd_images}};
   return j.dump(2);
 }
 
@@ -104,7 +124,9 @@ DistillOptions distill_options_from_json(const std::string& text) {
   get("seed", o.seed), get("outdir", o.outdir), get("lpips_weights", o.lpips_weights), get("cond", o.cond);
   get("log_every", o.log_every), get("snap_every", o.snap_every), get("grid_every", o.grid_every);
   get("grid_seeds", o.grid_seeds), get("max_nonfinite", o.max_nonfinite), get("device", o.device);
-  get("f64", o.f64);
+  get("f64", o.f64), get("N_start", o.N_start), get("N_refine_every", o.N_refine_every);
+  get("index_sampling", o.index_sampling), get("fd_every", o.fd_every), get("fd_ref", o.fd_ref);
+  get("fd_detector", o.fd_detector), get("fd_images", o.fd_images);
   return o;
 }
 

@@ -31,6 +31,15 @@ struct DistillOptions {
   int64_t max_nonfinite = 100;           // Abort after this many non-finite losses in a row.
   std::string device = "cpu";            // cpu or cuda[:i].
   bool f64 = false;                      // Train in float64 (tests, reference checks); default float32.
+
+  // Beyond the paper (off by default; see docs/DISTILL.md).
+  int64_t N_start = 0;                     // First grid size, refined N -> 2N-1 up to N; 0 = always N.
+  int64_t N_refine_every = 0;              // Steps between refinements; required (>= 1) with N_start.
+  std::string index_sampling = "uniform";  // Grid index draw: uniform (paper) or loss (toward high loss).
+  int64_t fd_every = 0;                    // Steps per FD measurement of the exported student; 0 = none.
+  std::string fd_ref;                      // Reference statistics (.npz from pidistill ref) for fd_every.
+  std::string fd_detector;                 // Feature network file for fd_every (Inception or classifier).
+  int64_t fd_images = 1000;                // One-call images per FD measurement (seeds 1000000...).
 };
 
 // Error naming the option for anything that cannot run (N < 2, batch_gpu not dividing batch, bad rates, ...).
@@ -39,8 +48,9 @@ void validate(const DistillOptions& options);
 std::string to_json(const DistillOptions& options);                 // pretty-printed JSON object
 DistillOptions distill_options_from_json(const std::string& text);  // unknown keys -> Error naming them
 
-// The EMA rate `export_ema` selects for a run of `steps` steps: 0 means the raw student. "auto" picks the
-// largest rate whose averaging horizon 1/(1-rate) is at most steps/10, else the raw student (short runs).
-double export_rate(const DistillOptions& options);
+// The EMA rate `export_ema` selects after `steps_done` steps (-1: the planned --steps): 0 means the raw student.
+// "auto" picks the largest rate whose averaging horizon 1/(1-rate) is at most steps_done/10, else the raw student
+// (short runs), so that at most e^-10 of the initial weights remain in the exported average.
+double export_rate(const DistillOptions& options, int64_t steps_done = -1);
 
 }  // namespace pidistill
