@@ -1,5 +1,5 @@
-// EDM samplers against closed-form denoisers: the schedule and call sequence of the reference run, convergence to
-// the exact ODE solution, and the invariants of the stochastic sampler.
+// EDM samplers against closed-form denoisers: the schedule and call sequence of the reference run,
+// convergence to the exact ODE solution, and the invariants of the stochastic sampler.
 #include "pidistill/edm/karras.h"
 #include "pidistill/edm/sampler.h"
 #include "pidistill/util/error.h"
@@ -71,8 +71,8 @@ TEST(EdmSampler, HeunConvergesToTheExactOdeSolution) {
   double err_euler = test::rel_err(euler_sample(denoiser, latents, {}, config), exact);
   config.num_steps = 72;
   double err_heun_72 = test::rel_err(heun_sample(denoiser, latents, {}, config), exact);
-  std::cout << "[ rel err ] heun 18: " << err_heun << ", heun 72: " << err_heun_72 << ", euler 18: " << err_euler
-            << "\n";
+  std::cout << "[ rel err ] heun 18: " << err_heun << ", heun 72: " << err_heun_72
+            << ", euler 18: " << err_euler << "\n";
   EXPECT_LT(err_heun, 0.1);
   EXPECT_LT(err_heun_72, err_heun / 10);  // second order: 4x the steps, about 16x smaller error
   EXPECT_LT(err_heun, err_euler);
@@ -173,4 +173,45 @@ TEST(EdmSampler, ChurnNoiseHasTheStatedScale) {
   std::cout << "variance " << var << " expected " << expected_var << "\n";
   EXPECT_NEAR(var, expected_var, 0.03 * expected_var);
   EXPECT_GT(expected_var, 10.0 * 10.0 * 1.3);  // the check would notice missing noise
+}
+
+TEST(EdmSampler, HeunAtTimesIsTheSamplersTrajectory) {
+  // On EDM's own t_steps with one sub-step each, heun_at_times must be edm_sampler's trajectory (but the last
+  // state, which edm_sampler takes to sigma = 0 with an Euler step).
+  GaussianDenoiser a, b;
+  auto latents = test_latents(3);
+  SamplerConfig config;
+  std::vector<at::Tensor> trajectory;
+  edm_sampler(a, latents, {}, config, nullptr, &trajectory);
+  auto t_steps = karras_sigmas(config.num_steps);
+  std::vector<double> times;
+  for (int i = 0; i < config.num_steps; ++i) times.push_back(t_steps[i].item<double>());
+  auto states = heun_at_times(b, latents, {}, times, /*substeps=*/1);
+  ASSERT_EQ(states.size(), times.size());
+  double worst = 0;
+  for (size_t i = 0; i < times.size(); ++i) worst = std::max(worst, test::rel_err(states[i], trajectory[i]));
+  std::cout << "[ rel err ] heun_at_times vs edm_sampler trajectory: " << worst << "\n";
+  EXPECT_LE(worst, 1e-12);
+}
+
+TEST(EdmSampler, HeunAtTimesFollowsTheExactOde) {
+  GaussianDenoiser d;
+  auto latents = test_latents(4);
+  const double s = d.s, T = 80;
+  const std::vector<double> times = {80, 20, 5, 1, 0.2, 0.002};
+  auto states = heun_at_times(d, latents, {}, times, /*substeps=*/16);
+  auto fine = heun_at_times(d, latents, {}, times, /*substeps=*/64);
+  for (size_t k = 0; k < times.size(); ++k) {
+    auto exact =
+        latents.to(at::kDouble) * T * (std::sqrt(s * s + times[k] * times[k]) / std::sqrt(s * s + T * T));
+    const double err = test::rel_err(states[k], exact), err_fine = test::rel_err(fine[k], exact);
+    std::cout << "[ rel err ] t = " << times[k] << ": 16 sub-steps " << err << ", 64 sub-steps " << err_fine
+              << "\n";
+    EXPECT_LE(err, 5e-3) << "t = " << times[k];
+    if (k > 0)
+      EXPECT_LE(err_fine, err / 8) << "t = " << times[k];  // second order: 4x the steps, ~16x smaller
+  }
+  EXPECT_THROW(heun_at_times(d, latents, {}, {1, 5}), Error);
+  EXPECT_THROW(heun_at_times(d, latents, {}, {5, 0}), Error);
+  EXPECT_THROW(heun_at_times(d, latents, {}, {5, 1}, 0), Error);
 }

@@ -15,5 +15,6 @@ void add_compare_command(CLI::App& app);  // cmd_compare.cpp: teacher vs PID stu
 void add_ref_command(CLI::App& app);      // cmd_fid.cpp: reference statistics of a dataset
 void add_fid_command(CLI::App& app);      // cmd_fid.cpp: FD / IS / precision-recall
 void add_train_classifier_command(CLI::App& app);  // the FD-FMNIST feature network
+void add_trajectory_command(CLI::App& app);  // student vs teacher along the ODE trajectory
 
 }  // namespace pidistill::cli

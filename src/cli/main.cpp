@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   pidistill::cli::add_ref_command(app);
   pidistill::cli::add_fid_command(app);
   pidistill::cli::add_train_classifier_command(app);
+  pidistill::cli::add_trajectory_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

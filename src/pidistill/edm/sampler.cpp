@@ -7,6 +7,7 @@
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard; ATen.h does not bring it in LibTorch 2.x
 
 #include <algorithm>
+#include <cmath>
 
 namespace pidistill {
 
@@ -26,8 +27,10 @@ int sampler_nfe(const SamplerConfig& config) {
 }
 
 at::Tensor edm_sampler(Denoiser& denoiser, const at::Tensor& latents, const at::Tensor& class_labels,
-                       const SamplerConfig& config, at::Generator* generator, std::vector<at::Tensor>* trajectory) {
-  if (!latents.defined() || latents.dim() < 2) fail("latents", "expected a batch [B, ...] of standard-normal latents");
+                       const SamplerConfig& config, at::Generator* generator,
+                       std::vector<at::Tensor>* trajectory) {
+  if (!latents.defined() || latents.dim() < 2)
+    fail("latents", "expected a batch [B, ...] of standard-normal latents");
   if (config.S_churn < 0) fail("--S-churn", "must be >= 0");
   if (config.S_churn > 0 && generator == nullptr)
     fail("sampler", "S_churn > 0 needs a generator for the churn noise");
@@ -36,7 +39,9 @@ at::Tensor edm_sampler(Denoiser& denoiser, const at::Tensor& latents, const at::
   double sigma_max = std::min(config.sigma_max, denoiser.sigma_max());
   auto t_steps = karras_sigmas(config.num_steps, sigma_min, sigma_max, config.rho);  // [N + 1] f64
   auto t = t_steps.accessor<double, 1>();
-  auto scalar = [&](double v) { return at::scalar_tensor(v, latents.options().dtype(at::kDouble)); };  // 0-dim
+  auto scalar = [&](double v) {
+    return at::scalar_tensor(v, latents.options().dtype(at::kDouble));
+  };  // 0-dim
   auto denoise = [&](const at::Tensor& x, double sigma) {
     return denoiser.denoise(x, scalar(sigma), class_labels).to(at::kDouble);
   };
@@ -71,6 +76,39 @@ at::Tensor edm_sampler(Denoiser& denoiser, const at::Tensor& latents, const at::
   }
   if (trajectory) trajectory->push_back(x_next);
   return x_next;
+}
+
+std::vector<at::Tensor> heun_at_times(Denoiser& denoiser, const at::Tensor& latents,
+                                      const at::Tensor& class_labels, const std::vector<double>& times,
+                                      int substeps, double rho) {
+  if (times.empty()) fail("--times", "need at least one time");
+  if (substeps < 1) fail("--substeps", "must be at least 1");
+  for (size_t i = 0; i < times.size(); ++i)
+    if (!(times[i] > 0 && std::isfinite(times[i])) || (i > 0 && !(times[i] < times[i - 1])))
+      fail("--times", "times must be positive, finite and decreasing");
+  auto scalar = [&](double v) {
+    return at::scalar_tensor(v, latents.options().dtype(at::kDouble));
+  };  // 0-dim
+  auto denoise = [&](const at::Tensor& x, double sigma) {
+    return denoiser.denoise(x, scalar(sigma), class_labels).to(at::kDouble);
+  };
+  at::NoGradGuard no_grad;
+  at::Tensor x = latents.to(at::kDouble) * times[0];  // [B, C, H, W]
+  std::vector<at::Tensor> states = {x};
+  for (size_t k = 0; k + 1 < times.size(); ++k) {
+    // The sub-grid: Karras points from times[k] down to times[k + 1] (its last point is dropped: it is 0).
+    auto sub = karras_sigmas(substeps + 1, times[k + 1], times[k], rho);  // [substeps + 2]
+    auto t = sub.accessor<double, 1>();
+    for (int i = 0; i < substeps; ++i) {
+      const double t_cur = t[i], t_next = t[i + 1];
+      auto d_cur = (x - denoise(x, t_cur)) / t_cur;
+      auto x_euler = x + (t_next - t_cur) * d_cur;
+      auto d_prime = (x_euler - denoise(x_euler, t_next)) / t_next;
+      x = x + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_prime);
+    }
+    states.push_back(x);
+  }
+  return states;
 }
 
 }  // namespace pidistill
