@@ -37,10 +37,30 @@ start=$(date +%s)
 run=$(ls -d "$out"/runs/*/ | sort | tail -n 1)
 run=${run%/}
 
-echo "== teacher (35 calls) vs student (1 call), seeds 0-15"
-"$pidistill" compare --teacher "$teacher" --student "$run/student-final.safetensors" --seeds 0-15 \
-  --out "$out/teacher_vs_student.png" "${threads[@]}"
+bundled=models/fashion-mnist-pid-student.safetensors
+students=("$run/student-final.safetensors")
+[[ -f "$bundled" ]] && students=("$bundled" "${students[@]}")
+student_args=()
+for s in "${students[@]}"; do student_args+=(--student "$s"); done
+echo "== teacher (35 calls) vs ${students[*]} (1 call each), seeds 0-15"
+"$pidistill" compare --teacher "$teacher" "${student_args[@]}" --seeds 0-15 --out "$out/teacher_vs_student.png" \
+  "${threads[@]}"
+
+# FD-FMNIST of each panel (the bundled classifier's features, generated images vs the 10,000 test images).
+fd_images=${DEMO_FD_IMAGES:-500}
+fd_summary=""
+if (( fd_images > 1 )) && [[ -f models/fmnist-classifier.safetensors && -d "${FMNIST:-/usr/share/datasets/fashion-mnist}" ]]; then
+  ref="$out/fmnist-test.npz"
+  [[ -f "$ref" ]] || "$pidistill" ref --data "${FMNIST:-/usr/share/datasets/fashion-mnist}" --split t10k --pad 32 \
+    --features fmnist --out "$ref" "${threads[@]}" > /dev/null
+  fd_of() { "$pidistill" fid --ref "$ref" --features fmnist --seeds "0-$((fd_images - 1))" "${threads[@]}" "$@" 2>/dev/null |
+    tail -n 1 | sed -n 's/.*"fd":\([-0-9.eE+]*\).*/\1/p'; }
+  echo "== FD-FMNIST, $fd_images images each (lower is better)"
+  fd_summary="FD-FMNIST ($fd_images images): teacher 35 calls $(fd_of --net "$teacher" --steps 18)"
+  for s in "${students[@]}"; do fd_summary+=", $(basename "$(dirname "$s")")/$(basename "$s") 1 call $(fd_of --net "$s")"; done
+  echo "$fd_summary"
+fi
 
 steps=$(tail -n 1 "$run/stats.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
 loss_value=$(tail -n 1 "$run/stats.jsonl" | sed -n 's/.*"loss":\([-0-9.eE+]*\).*/\1/p')
-echo "demo: $steps steps, loss $loss_value, $(( $(date +%s) - start )) s; picture $out/teacher_vs_student.png (teacher left, student right); run $run"
+echo "demo: $steps steps, loss $loss_value, $(( $(date +%s) - start )) s; picture $out/teacher_vs_student.png (teacher left, then the student(s)); run $run${fd_summary:+; $fd_summary}"

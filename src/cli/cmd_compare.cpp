@@ -1,5 +1,6 @@
-// `pidistill compare`: the teacher's EDM sampler and the PID student's single call on the same seeds, side by
-// side in one PNG (teacher left, student right), the picture the demo ends with.
+// `pidistill compare`: the teacher's EDM sampler and one or more PID students' single call on the same seeds,
+// side by side in one PNG (teacher left, then each student in the order given), the picture the demo ends
+// with.
 #include "cli/commands.h"
 #include "pidistill/edm/precond.h"
 #include "pidistill/edm/sampler.h"
@@ -14,14 +15,16 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 namespace pidistill::cli {
 namespace {
 
 struct CompareOptions {
-  std::string teacher, student, out;
-  std::string seeds = "0-15";  // one image per seed in each half
-  int steps = 18;              // Heun steps of the teacher (2 * steps - 1 network calls)
+  std::string teacher, out;
+  std::vector<std::string> students;  // one panel each, right of the teacher
+  std::string seeds = "0-15";         // one image per seed in each half
+  int steps = 18;                     // Heun steps of the teacher (2 * steps - 1 network calls)
 };
 
 // images: [B, C, H, W] -> one image [C, rows*H, cols*W], row-major.
@@ -34,17 +37,20 @@ at::Tensor tile(const at::Tensor& images, int64_t cols) {
 
 void run_compare(const CompareOptions& o) {
   LoadedNet teacher_file = load_net(o.teacher);
-  LoadedNet student_file = load_net(o.student);
-  if (!is_student_file(student_file))
-    fail(
-        o.student,
-        "not a PID student file (no metadata pid_student=1); hint: pass distill's student-final.safetensors");
   const NetConfig& c = teacher_file.config;
-  if (c.img_channels != student_file.config.img_channels ||
-      c.img_resolution != student_file.config.img_resolution)
-    fail(o.student, "image shape differs from the teacher's");
+  std::vector<LoadedNet> student_files;
+  for (const auto& path : o.students) {
+    student_files.push_back(load_net(path));
+    const LoadedNet& s = student_files.back();
+    if (!is_student_file(s))
+      fail(path,
+           "not a PID student file (no metadata pid_student=1); hint: pass distill's "
+           "student-final.safetensors");
+    if (c.img_channels != s.config.img_channels || c.img_resolution != s.config.img_resolution)
+      fail(path, "image shape differs from the teacher's");
+    s.net->eval();
+  }
   teacher_file.net->eval();
-  student_file.net->eval();
   const std::vector<int64_t> seeds = parse_seeds(o.seeds);
   auto z = latents_for_seeds(seeds, c.img_channels, c.img_resolution);  // [S, C, H, W]
   at::Tensor labels;
@@ -57,14 +63,22 @@ void run_compare(const CompareOptions& o) {
   Precond teacher(teacher_file.net, precond_from_string(teacher_file.precond));
   SamplerConfig sampler;
   sampler.num_steps = o.steps;
-  auto x_teacher = heun_sample(teacher, z, labels, sampler).clamp(-1, 1).to(at::kFloat);     // [S, C, H, W]
-  auto x_student = one_call_generate(student_from(student_file), z, labels).to(at::kFloat);  // [S, C, H, W]
   const int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(seeds.size()))));
-  auto left = tile(x_teacher, cols), right = tile(x_student, cols);
-  auto gap = at::ones({left.size(0), left.size(1), c.img_resolution / 2}, left.options());  // white separator
-  write_png_grid(o.out, at::cat({left, gap, right}, 2).unsqueeze(0), 1);
-  std::printf("wrote %s: teacher %d calls (left) vs student 1 call (right), %zu seeds\n", o.out.c_str(),
-              sampler_nfe(sampler), seeds.size());
+  std::vector<at::Tensor> panels = {
+      tile(heun_sample(teacher, z, labels, sampler).clamp(-1, 1).to(at::kFloat), cols)};
+  for (const auto& s : student_files)
+    panels.push_back(
+        tile(one_call_generate(student_from(s), z, labels).to(at::kFloat), cols));  // [C, rows*H, cols*W]
+  std::vector<at::Tensor> row;
+  for (size_t i = 0; i < panels.size(); ++i) {
+    if (i > 0)
+      row.push_back(at::ones({panels[0].size(0), panels[0].size(1), c.img_resolution / 2},
+                             panels[0].options()));  // white gap
+    row.push_back(panels[i]);
+  }
+  write_png_grid(o.out, at::cat(row, 2).unsqueeze(0), 1);
+  std::printf("wrote %s: teacher %d calls (left), then %zu student(s) at 1 call, %zu seeds\n", o.out.c_str(),
+              sampler_nfe(sampler), student_files.size(), seeds.size());
 }
 
 }  // namespace
@@ -74,7 +88,8 @@ void add_compare_command(CLI::App& app) {
   CLI::App* cmd =
       app.add_subcommand("compare", "Teacher (EDM Heun) vs PID student (one call), same seeds, one PNG");
   cmd->add_option("--teacher", o->teacher, "Teacher network file")->required();
-  cmd->add_option("--student", o->student, "PID student file (distill's student-final.safetensors)")
+  cmd->add_option("--student", o->students,
+                  "PID student file (distill's student-final.safetensors); repeat for more")
       ->required();
   cmd->add_option("--out", o->out, "Output PNG")->required();
   cmd->add_option("--seeds", o->seeds, "Seeds, e.g. 0-15")->capture_default_str();
