@@ -78,3 +78,34 @@ TEST(StopSignal, SecondSigintExitsWith130) {
       },
       testing::ExitedWithCode(130), "interrupted twice");
 }
+
+TEST(Progress, NoZeroRateAndTheFinalLineOnce) {
+  testing::internal::CaptureStderr();
+  {
+    Progress p("generate", 4, "img");
+    p.update(0);  // before any work: no "0 img/s"
+    p.update(4);  // the total: printed once, by this update
+    p.finish();   // nothing new: no second line
+  }
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(out.find(" 0 img/s"), std::string::npos) << out;
+  EXPECT_NE(out.find("4/4"), std::string::npos) << out;
+  EXPECT_EQ(out.find("4/4", out.find("4/4") + 1), std::string::npos) << "final line twice: " << out;
+}
+
+TEST(Progress, ResumedRunRatesOnlyItsOwnWorkAndEtaHonoursTheTimeLimit) {
+  testing::internal::CaptureStderr();
+  {
+    Progress p("distill", 1000000, "step", true, /*start_done=*/500);
+    p.set_time_limit(90);  // --minutes 1.5 ends this run long before step 1,000,000
+    p.update(510);
+    p.finish();
+  }
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("510/1000000"), std::string::npos) << out;
+  // ETA by the time limit: at most 01:30, not the hundreds of hours 999,490 steps would take.
+  auto eta = out.find("ETA ");
+  ASSERT_NE(eta, std::string::npos) << out;
+  EXPECT_LE(out.substr(eta + 4, 5), std::string("01:30")) << out;
+  EXPECT_EQ(out.substr(eta + 4, 5).find(':'), 2u) << out;
+}

@@ -268,7 +268,7 @@ TrainResult EdmTrainer::run() {
 
   TrainResult result;
   result.run_dir = run_dir_;
-  Progress progress("train", total_nimg(), "img", o.progress);
+  Progress progress("train", total_nimg(), "img", o.progress, /*start_done=*/cur_nimg_);
   using clock = std::chrono::steady_clock;
   auto start_time = clock::now(), tick_start_time = start_time;
   double tick_loss_sum = 0;

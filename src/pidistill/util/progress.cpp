@@ -1,4 +1,5 @@
-// Progress: a redrawn bar on a terminal, one plain line every ~10 s when stderr is a file or pipe (logs stay short).
+// Progress: a redrawn bar on a terminal, one plain line every ~10 s when stderr is a file or pipe (logs stay
+// short).
 #include "pidistill/util/progress.h"
 
 #include <unistd.h>
@@ -31,9 +32,16 @@ std::string format_duration(double s) {
 
 }  // namespace
 
-Progress::Progress(std::string label, int64_t total, std::string unit, bool enabled)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), enabled_(enabled),
-      tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+Progress::Progress(std::string label, int64_t total, std::string unit, bool enabled, int64_t start_done)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      start_done_(start_done),
+      last_done_(start_done),
+      enabled_(enabled),
+      tty_(isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_print_(start_) {}
 
 Progress::~Progress() {
   if (!finished_) finish();
@@ -42,19 +50,20 @@ Progress::~Progress() {
 void Progress::update(int64_t done, const std::string& extra) {
   if (!enabled_ || finished_) return;
   auto now = std::chrono::steady_clock::now();
-  // Why: the rate counts only work done in this run, so a resumed run does not report the resumed steps as instant.
-  if (start_done_ < 0) {
-    start_done_ = done;
-    start_ = now;
-  }
   last_done_ = done;
-  double since = seconds(now - last_print_);
   bool at_end = total_ > 0 && done >= total_;
-  if (since < (tty_ ? kTtyInterval : kPlainInterval) && !at_end) return;
-  last_print_ = now;
+  if (seconds(now - last_print_) < (tty_ ? kTtyInterval : kPlainInterval) && !at_end) return;
+  print(done, extra, now);
+}
 
-  double elapsed = seconds(now - start_);
-  double rate = elapsed > 0 ? double(done - start_done_) / elapsed : 0;
+void Progress::print(int64_t done, const std::string& extra, std::chrono::steady_clock::time_point now) {
+  last_print_ = now;
+  printed_done_ = done;
+  printed_extra_ = extra;
+  const double elapsed = seconds(now - start_);
+  const int64_t work = done - start_done_;
+  // Why no rate before any work: "0 img/s" reads as "stuck", and an ETA from it would be infinite.
+  const double rate = work > 0 && elapsed > 0 ? double(work) / elapsed : 0;
   std::string line = label_ + " ";
   if (total_ > 0) {
     double frac = std::min(1.0, std::max(0.0, double(done) / double(total_)));
@@ -68,11 +77,15 @@ void Progress::update(int64_t done, const std::string& extra) {
   }
   line += std::to_string(done);
   if (total_ > 0) line += "/" + std::to_string(total_);
-  char rate_text[64];
-  std::snprintf(rate_text, sizeof rate_text, " %.3g %s/s", rate, unit_.c_str());
-  line += rate_text;
-  line += " elapsed " + format_duration(seconds(now - start_));
-  if (total_ > 0 && rate > 0) line += " ETA " + format_duration(double(total_ - done) / rate);
+  if (rate > 0) {
+    char rate_text[64];
+    std::snprintf(rate_text, sizeof rate_text, " %.3g %s/s", rate, unit_.c_str());
+    line += rate_text;
+  }
+  line += " elapsed " + format_duration(elapsed);
+  double eta = total_ > 0 && rate > 0 ? double(total_ - done) / rate : -1;
+  if (time_limit_ > 0 && (eta < 0 || time_limit_ - elapsed < eta)) eta = std::max(0.0, time_limit_ - elapsed);
+  if (eta >= 0 && !(total_ > 0 && done >= total_)) line += " ETA " + format_duration(eta);
   if (!extra.empty()) line += " " + extra;
   if (tty_)
     std::fprintf(stderr, "\r%s\x1b[K", line.c_str());  // redraw in place, clearing leftovers of a longer line
@@ -82,10 +95,13 @@ void Progress::update(int64_t done, const std::string& extra) {
 }
 
 void Progress::finish(const std::string& extra) {
-  if (enabled_ && !finished_ && (start_done_ >= 0 || !extra.empty())) {
-    last_print_ = std::chrono::steady_clock::time_point{};  // force the final state out
-    update(start_done_ >= 0 ? last_done_ : 0, extra);
-    if (tty_) std::fputc('\n', stderr);
+  if (enabled_ && !finished_) {
+    const bool worked = last_done_ != start_done_;
+    // The final state once: not again when the last update already printed it (it did at the total).
+    if ((worked || !extra.empty()) &&
+        (printed_done_ != last_done_ || (!extra.empty() && extra != printed_extra_)))
+      print(last_done_, extra, std::chrono::steady_clock::now());
+    if (tty_ && printed_done_ >= 0) std::fputc('\n', stderr);
     std::fflush(stderr);
   }
   finished_ = true;
