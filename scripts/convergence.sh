@@ -8,6 +8,8 @@
 # Environment: BUILD (build) or PIDISTILL (the binary), THREADS (1), RESULTS_IMAGES (2000), BATCH (32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian's python3-matplotlib is installed for /usr/bin/python3, which another python3 on PATH may shadow.
+py=${PYTHON:-$( [[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || echo python3 )}
 recipe=$1
 marks=$2
 [[ "${3:-}" == "--" ]] || { echo "usage: $0 RECIPE \"MINUTES...\" -- DISTILL_OPTIONS..." >&2; exit 2; }
@@ -43,7 +45,8 @@ for mark in $marks; do
   line=$("$pidistill" fid --net "$student" --ref "$ref" --features fmnist --seeds "0-$((n - 1))" --threads "$threads" \
     --grid "$runs/grid-${mark}min.png" | tail -n 1)
   echo "$line"
-  python3 - "$jsonl" "$recipe" "$mark" "$student" "$line" "$*" <<'PY'
+  # flock: several recipes run at once and each rewrites the shared file.
+  flock "$jsonl.lock" python3 - "$jsonl" "$recipe" "$mark" "$student" "$line" "$*" <<'PY'
 import json, struct, sys
 path, recipe, minutes, student, line, options = sys.argv[1:]
 with open(student, "rb") as f:  # the step the student was exported at, from its safetensors metadata
@@ -55,4 +58,9 @@ rows = [json.loads(l) for l in open(path)] if __import__("os").path.exists(path)
 rows = [x for x in rows if not (x["recipe"] == recipe and x["minutes"] == row["minutes"])] + [row]
 open(path, "w").write("".join(json.dumps(x) + "\n" for x in rows))
 PY
+  # The pictures of docs/RESULTS.md: loss per grid bin against step, and the student's trajectory beside the teacher's.
+  "$py" scripts/plot_stats.py "$(dirname "$student")/stats.jsonl" "docs/results/loss_bins-$recipe.png" \
+    "$recipe: PID loss per grid bin" || true
+  "$pidistill" trajectory --student "$student" --teacher "$teacher" --seeds 0-3 --threads "$threads" \
+    --out "docs/results/trajectory-$recipe.png" > "$runs/trajectory-${mark}min.json" || true
 done

@@ -6,6 +6,8 @@
 # THREADS (CPU threads), FMNIST (the dataset folder), ONLY_STUDENTS=1 (keep the teacher rows already measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian's python3-matplotlib is installed for /usr/bin/python3, which another python3 on PATH may shadow.
+py=${PYTHON:-$( [[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || echo python3 )}
 build=${1:-build}
 pidistill="$build/pidistill"
 data=${FMNIST:-/usr/share/datasets/fashion-mnist}
@@ -67,5 +69,5 @@ for student in models/*student*.safetensors out/demo/runs/*/student-final.safete
   row "student $name" student -- --net "$student" --seeds "$seeds" --grid "$docs/grid-${name//\//-}.png"
 done
 
-python3 scripts/results_report.py "$jsonl" docs/RESULTS.md "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+"$py" scripts/results_report.py "$jsonl" docs/RESULTS.md "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
 echo "== wrote docs/RESULTS.md"
