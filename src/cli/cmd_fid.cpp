@@ -281,6 +281,8 @@ void add_fid_command(CLI::App& app) {
   cmd->add_option("--solver", o->solver, "Teacher: heun | euler")->capture_default_str();
   cmd->add_option("--rho", o->gen.sampler.rho, "Teacher: time step exponent")->capture_default_str();
   cmd->add_option("--t", o->gen.t, "PID student: trajectory time to evaluate (default sigma_min)");
+  cmd->add_flag("--as-student", o->gen.as_student,
+                "Read a teacher file as the PID student at initialisation (what distill starts from), one call");
   cmd->add_option("--grid", o->grid, "Also write the first 64 images of the first run as a PNG grid");
   cmd->add_option("--save-stats", o->save_stats, "Also write the measured set's statistics (.npz)");
   add_detector_options(*cmd, o->detector);

@@ -13,7 +13,7 @@ namespace pidistill {
 
 ImageGenerator make_image_generator(const LoadedNet& loaded, const GeneratorOptions& o) {
   ImageGenerator g;
-  if (is_student_file(loaded)) {
+  if (is_student_file(loaded) || o.as_student) {
     // A PID student: one network call at t = sigma_min (or --t), clamped to [-1, 1].
     auto student = std::make_shared<Student>(student_from(loaded));
     const double t = o.t;

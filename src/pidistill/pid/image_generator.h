@@ -17,6 +17,7 @@ struct GeneratorOptions {
   SamplerConfig sampler;    // teacher only: steps, schedule, solver, churn
   uint64_t churn_seed = 0;  // teacher only: generator of the churn noise (S_churn > 0)
   double t = 0;             // student only: trajectory time; 0 = sigma_min (the images)
+  bool as_student = false;  // a teacher file read as the PID student at initialisation (step 0 of distill)
 };
 
 struct ImageGenerator {
