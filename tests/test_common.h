@@ -6,6 +6,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <csignal>
+#include <filesystem>
 #include <initializer_list>
 #include <iostream>
 #include <string>
@@ -24,14 +28,14 @@ inline double rel_err(const at::Tensor& a, const at::Tensor& ref) {
 }
 
 // Asserts rel_err <= tol and prints the worst error either way, so a passing run still reports its margin.
-#define EXPECT_CLOSE(a, ref, tol)                                                           \
-  do {                                                                                      \
-    auto _a = (a);                                                                          \
-    auto _r = (ref);                                                                        \
-    ASSERT_EQ(_a.sizes(), _r.sizes()) << #a;                                                \
-    double _e = ::pidistill::test::rel_err(_a, _r);                                         \
-    std::cout << "[ rel err ] " << #a << ": " << _e << " (tol " << (tol) << ")\n";          \
-    EXPECT_LE(_e, (tol)) << #a << " vs " << #ref;                                           \
+#define EXPECT_CLOSE(a, ref, tol)                                                  \
+  do {                                                                             \
+    auto _a = (a);                                                                 \
+    auto _r = (ref);                                                               \
+    ASSERT_EQ(_a.sizes(), _r.sizes()) << #a;                                       \
+    double _e = ::pidistill::test::rel_err(_a, _r);                                \
+    std::cout << "[ rel err ] " << #a << ": " << _e << " (tol " << (tol) << ")\n"; \
+    EXPECT_LE(_e, (tol)) << #a << " vs " << #ref;                                  \
   } while (0)
 
 // Runs `f` and expects a pidistill::Error: one line, containing every one of `parts` (the file, the key or
@@ -47,6 +51,26 @@ void expect_error(F&& f, std::initializer_list<std::string> parts) {
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
     for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
+}
+
+// Files in `dir` that an atomic write leaves while it runs (".NAME.tmp-XXXXXX"): none may remain afterwards.
+inline int count_temporaries(const std::string& dir) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp") != std::string::npos) ++n;
+  return n;
+}
+
+// Runs `f` in a death-test child whose files may not grow past `bytes` (RLIMIT_FSIZE: writes fail with EFBIG
+// as on a full disk); the child exits 0 when `f` returns. Use inside EXPECT_EXIT(...,
+// testing::ExitedWithCode(0), "").
+template <class F>
+[[noreturn]] void with_file_size_limit(rlim_t bytes, F&& f) {
+  std::signal(SIGXFSZ, SIG_IGN);  // else the kernel kills the writer instead of failing the write
+  rlimit limit{bytes, bytes};
+  setrlimit(RLIMIT_FSIZE, &limit);
+  f();
+  std::exit(0);
 }
 
 }  // namespace pidistill::test

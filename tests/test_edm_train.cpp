@@ -1,5 +1,6 @@
-// EDM's training loop on a tiny network and a tiny random dataset: resume bit-exactness, EMA and learning-rate
-// formulas, non-finite steps, Adam against torch's, checkpoint atomicity and architecture checks.
+// EDM's training loop on a tiny network and a tiny random dataset: resume bit-exactness, EMA and
+// learning-rate formulas, non-finite steps, Adam against torch's, checkpoint atomicity and architecture
+// checks.
 #include "pidistill/edm/adam.h"
 #include "pidistill/edm/ema.h"
 #include "pidistill/edm/train.h"
@@ -20,7 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("pidistill_test_edm_train_" + name + "_" + std::to_string(::getpid()));
+  auto dir =
+      fs::temp_directory_path() / ("pidistill_test_edm_train_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -44,10 +46,10 @@ TrainOptions tiny_options(const std::string& outdir) {
   o.net.channel_mult = {1, 2};
   o.net.num_blocks = 1;
   o.net.attn_resolutions = {4};
-  o.net.dropout = 0.1;  // dropout masks must resume exactly too
+  o.net.dropout = 0.1;      // dropout masks must resume exactly too
   o.duration_mimg = 48e-6;  // 6 steps of 8
   o.batch = 8;
-  o.batch_gpu = 4;          // 2 accumulation rounds
+  o.batch_gpu = 4;  // 2 accumulation rounds
   o.lr = 2e-3;
   o.lr_rampup_mimg = 32e-6;  // ramp over the first 4 steps
   o.ema_mimg = 20e-6;
@@ -65,7 +67,8 @@ TrainOptions tiny_options(const std::string& outdir) {
 void expect_same_weights(const UNet& a, const UNet& b, const std::string& what) {
   auto sa = state_dict(a), sb = state_dict(b);
   ASSERT_EQ(sa.size(), sb.size());
-  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(sa[i].second.equal(sb[i].second)) << what << " " << sa[i].first;
+  for (size_t i = 0; i < sa.size(); ++i)
+    EXPECT_TRUE(sa[i].second.equal(sb[i].second)) << what << " " << sa[i].first;
 }
 
 }  // namespace
@@ -153,7 +156,7 @@ TEST(EdmTrain, EmaBetaFollowsEdmFormula) {
 TEST(EdmTrain, LearningRateRampsUpLinearly) {
   auto dir = temp_dir("lr");
   EdmTrainer trainer(tiny_options(dir), tiny_data());  // lr 2e-3 over 32 images
-  EXPECT_EQ(trainer.current_lr(), 0.0);                  // EDM's first step has lr 0
+  EXPECT_EQ(trainer.current_lr(), 0.0);                // EDM's first step has lr 0
   trainer.train_step();
   EXPECT_DOUBLE_EQ(trainer.current_lr(), 2e-3 * 8 / 32);
   for (int i = 0; i < 4; ++i) trainer.train_step();
@@ -241,10 +244,15 @@ TEST(EdmTrain, FailedCheckpointWriteKeepsThePreviousFile) {
   auto dir = temp_dir("atomic");
   auto path = (fs::path(dir) / "state.safetensors").string();
   save_checkpoint(path, "edm_train", {{"x", at::ones({3})}}, R"({"step": 1})");
-  // Block the temporary file so the next write fails, as a full disk would.
-  fs::create_directories(path + ".tmp");
-  fs::create_directories(path + ".tmp/blocker");
-  EXPECT_THROW(save_checkpoint(path, "edm_train", {{"x", at::zeros({3})}}, R"({"step": 2})"), Error);
+  // The next write fails half-way, as on a full disk.
+  EXPECT_EXIT(test::with_file_size_limit(64,
+                                         [&] {
+                                           EXPECT_THROW(
+                                               save_checkpoint(path, "edm_train", {{"x", at::zeros({3000})}},
+                                                               R"({"step": 2})"),
+                                               Error);
+                                         }),
+              testing::ExitedWithCode(0), "");
   auto file = load_checkpoint(path, "edm_train");
   EXPECT_TRUE(file.get("x").equal(at::ones({3})));
   EXPECT_EQ(checkpoint_state(file), R"({"step": 1})");

@@ -5,7 +5,9 @@
 #include "test_common.h"
 
 #include <sys/stat.h>
+
 #include <unistd.h>
+#include <fstream>
 
 #include <cstdint>
 #include <filesystem>
@@ -13,7 +15,9 @@
 
 namespace fs = std::filesystem;
 using namespace pidistill;
+using pidistill::test::count_temporaries;
 using pidistill::test::expect_error;
+using pidistill::test::with_file_size_limit;
 
 namespace {
 
@@ -66,9 +70,9 @@ TEST(Safetensors, RoundTripEveryDtypeAndMetadata) {
       {"i8", base.clamp(-128, 127).to(at::kChar)},
       {"u8", base.abs().clamp(0, 255).to(at::kByte)},
       {"bool", base > 0},
-      {"scalar", at::tensor(3.5)},                       // 0-d
-      {"empty", at::empty({0, 4}, at::kFloat)},          // zero elements
-      {"strided", base.t()},                             // non-contiguous: written contiguous
+      {"scalar", at::tensor(3.5)},               // 0-d
+      {"empty", at::empty({0, 4}, at::kFloat)},  // zero elements
+      {"strided", base.t()},                     // non-contiguous: written contiguous
   };
   std::map<std::string, std::string> meta = {{"config", "{\"a\": [1, 2]}"}, {"seed", "42"}, {"empty", ""}};
   write_safetensors(path, in, meta);
@@ -115,7 +119,8 @@ TEST(Safetensors, GoldenFilesReadable) {
   std::string path = temp_dir("golden") + "/schedules.safetensors";
   write_safetensors(path, s.tensors, s.metadata);
   TensorFile again = read_safetensors(path);
-  for (size_t i = 0; i < s.tensors.size(); ++i) EXPECT_TRUE(at::equal(again.tensors[i].second, s.tensors[i].second));
+  for (size_t i = 0; i < s.tensors.size(); ++i)
+    EXPECT_TRUE(at::equal(again.tensors[i].second, s.tensors[i].second));
 }
 
 TEST(Safetensors, TruncatedFile) {
@@ -135,9 +140,10 @@ TEST(Safetensors, HeaderLengthBeyondFile) {
 }
 
 TEST(Safetensors, OffsetsOutOfRange) {
-  expect_bad_file("range.safetensors",
-                  raw_safetensors(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", std::string(8, '\0')),
-                  "tensor 'x': data_offsets [8, 16] go beyond");
+  expect_bad_file(
+      "range.safetensors",
+      raw_safetensors(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", std::string(8, '\0')),
+      "tensor 'x': data_offsets [8, 16] go beyond");
 }
 
 TEST(Safetensors, OffsetsOverlap) {
@@ -149,36 +155,75 @@ TEST(Safetensors, OffsetsOverlap) {
 }
 
 TEST(Safetensors, ShapeOffsetMismatch) {
-  expect_bad_file("shape.safetensors",
-                  raw_safetensors(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\0')),
-                  "tensor 'x': shape [3] x 4 bytes does not match data_offsets span of 8 bytes");
+  expect_bad_file(
+      "shape.safetensors",
+      raw_safetensors(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\0')),
+      "tensor 'x': shape [3] x 4 bytes does not match data_offsets span of 8 bytes");
 }
 
 TEST(Safetensors, UnknownDtype) {
-  expect_bad_file("dtype.safetensors",
-                  raw_safetensors(R"({"x":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", std::string(2, '\0')),
-                  "tensor 'x': unknown dtype 'F8_E4M3'");
+  expect_bad_file(
+      "dtype.safetensors",
+      raw_safetensors(R"({"x":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", std::string(2, '\0')),
+      "tensor 'x': unknown dtype 'F8_E4M3'");
 }
 
 TEST(Safetensors, InvalidJson) {
   expect_bad_file("json.safetensors", raw_safetensors(R"({"x": {"dtype": )", ""), "invalid JSON header");
   expect_bad_file("notobj.safetensors", raw_safetensors("[1, 2]", ""), "must be an object");
-  expect_bad_file("meta.safetensors", raw_safetensors(R"({"__metadata__":{"a":1}})", ""), "__metadata__ value of 'a'");
+  expect_bad_file("meta.safetensors", raw_safetensors(R"({"__metadata__":{"a":1}})", ""),
+                  "__metadata__ value of 'a'");
 }
 
 TEST(Safetensors, UnwritableLocationThrowsAndKeepsExistingFile) {
-  expect_error([] { write_safetensors("/nonexistent_dir_pidistill/x.safetensors", {{"x", at::ones({2})}}); },
-               {"/nonexistent_dir_pidistill/x.safetensors", "cannot create temporary file"});
+  expect_error(
+      [] {
+        write_safetensors("/nonexistent_dir_pidistill/x.safetensors", {{"x", at::ones({2})}});
+      },
+      {"/nonexistent_dir_pidistill/x.safetensors", "cannot create a temporary file"});
 
-  // An existing file whose tmp cannot be created (a directory sits at PATH.tmp) stays intact.
+  // A write that fails half-way (the disk is full) leaves the existing file intact and no temporary behind.
   std::string dir = temp_dir("keep");
   std::string path = dir + "/w.safetensors";
   write_safetensors(path, {{"x", at::arange(4, at::kFloat)}});
   std::string before = read_file(path);
-  fs::create_directory(path + ".tmp");
-  expect_error([&] { write_safetensors(path, {{"y", at::zeros({100})}}); }, {path, "cannot create temporary file"});
+  EXPECT_EXIT(with_file_size_limit(before.size() + 64,
+                                   [&] {
+                                     expect_error(
+                                         [&] {
+                                           write_safetensors(path, {{"y", at::zeros({100000})}});
+                                         },
+                                         {path, "write failed"});
+                                   }),
+              testing::ExitedWithCode(0), "");
   EXPECT_EQ(read_file(path), before);
   EXPECT_TRUE(at::equal(read_safetensors(path).get("x"), at::arange(4, at::kFloat)));
+  EXPECT_EQ(count_temporaries(dir), 0);
+}
+
+TEST(Safetensors, AtomicWriteIgnoresASymlinkPlantedAtTheOldTemporaryName) {
+  // Anyone who can write to the output folder could once plant OUT.tmp -> a file of the user's and have the
+  // next checkpoint overwrite it. The temporary now gets a fresh name created exclusively.
+  std::string dir = temp_dir("symlink");
+  std::string victim = dir + "/victim.txt", path = dir + "/out.safetensors";
+  { std::ofstream(victim) << "precious"; }
+  fs::create_symlink(victim, path + ".tmp");
+  write_safetensors(path, {{"x", at::ones({2})}});
+  EXPECT_EQ(read_file(victim), "precious");
+  EXPECT_TRUE(at::equal(read_safetensors(path).get("x"), at::ones({2})));
+}
+
+TEST(Files, SpecialFilesAreRefusedNotRead) {
+  std::string dir = temp_dir("special");
+  expect_error([&] { read_file(dir); }, {dir, "is a directory"});
+  expect_error([&] { read_file("/dev/zero"); }, {"/dev/zero", "not a regular file"});
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { read_file(fifo); }, {fifo, "not a regular file"});  // returns at once: no writer needed
+  expect_error([&] { require_regular_file(fifo); }, {fifo, "FIFO"});
+  expect_error([&] { read_safetensors(fifo); }, {fifo, "not a regular file"});
+  { std::ofstream(dir + "/big") << std::string(100, 'x'); }
+  expect_error([&] { read_file(dir + "/big", 10); }, {dir + "/big", "100 bytes", "limit"});
 }
 
 TEST(Files, MakeRunDirNumbersAndAppendLine) {
@@ -193,5 +238,5 @@ TEST(Files, MakeRunDirNumbersAndAppendLine) {
   append_line(a + "/log.jsonl", R"({"step": 1})");
   append_line(a + "/log.jsonl", R"({"step": 2})");
   EXPECT_EQ(read_file(a + "/log.jsonl"), "{\"step\": 1}\n{\"step\": 2}\n");
-  expect_error([&] { read_file(a + "/missing"); }, {a + "/missing", "cannot open"});
+  expect_error([&] { read_file(a + "/missing"); }, {a + "/missing", "no such file"});
 }

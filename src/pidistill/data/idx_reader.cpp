@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
 
 namespace pidistill {
 
@@ -36,7 +37,8 @@ std::vector<int64_t> idx_dims(const std::string& bytes, const std::string& path,
     fail(path, "IDX magic number " + hex(got) + " at offset 0, expected " + hex(magic) +
                    (magic == 0x803 ? " (an idx3 images file)" : " (an idx1 labels file)"));
   if (bytes.size() < header)
-    fail(path, "truncated IDX header: " + std::to_string(bytes.size()) + " bytes, need " + std::to_string(header));
+    fail(path,
+         "truncated IDX header: " + std::to_string(bytes.size()) + " bytes, need " + std::to_string(header));
   std::vector<int64_t> dims;
   for (int d = 0; d < ndim; ++d) dims.push_back(be32(bytes, 4 + 4 * size_t(d)));
   uint64_t count = 1;
@@ -57,12 +59,22 @@ std::string find_with_gz(const fs::path& dir, const std::string& name) {
 }  // namespace
 
 std::string read_maybe_gzip(const std::string& path) {
+  require_regular_file(
+      path);  // a FIFO would block gzopen; a directory or a missing file gets its own message
   gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) fail(path, "DATA: no such file or directory (cannot open)");
+  if (!f) fail(path, std::string("DATA: cannot open: ") + std::strerror(errno));
+  // Why a cap: a few KB of gzip can claim gigabytes; IDX files of real datasets are far below it.
+  constexpr size_t kMaxBytes = size_t(4) << 30;
   std::string out;
   char buf[1 << 16];
   int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, size_t(n));
+  while ((n = gzread(f, buf, sizeof buf)) > 0) {
+    out.append(buf, size_t(n));
+    if (out.size() > kMaxBytes) {
+      gzclose(f);
+      fail(path, "DATA: decompresses to more than 4 GiB; not an IDX file of a dataset this tool can hold");
+    }
+  }
   int err = 0;
   std::string why = n < 0 ? gzerror(f, &err) : "";
   gzclose(f);
@@ -74,8 +86,7 @@ Dataset read_idx_dataset(const std::string& path, const std::string& split) {
   std::string images_path = path, labels_path;
   if (fs::is_directory(path)) {
     images_path = find_with_gz(path, split + "-images-idx3-ubyte");
-    if (images_path.empty())
-      fail(path, "DATA: no " + split + "-images-idx3-ubyte[.gz] in this folder");
+    if (images_path.empty()) fail(path, "DATA: no " + split + "-images-idx3-ubyte[.gz] in this folder");
     labels_path = find_with_gz(path, split + "-labels-idx1-ubyte");
   } else {
     auto name = fs::path(path).filename().string();
@@ -100,8 +111,8 @@ Dataset read_idx_dataset(const std::string& path, const std::string& split) {
     std::string lbytes = read_maybe_gzip(labels_path);
     auto ldims = idx_dims(lbytes, labels_path, 0x00000801, 1);
     if (ldims[0] != n)
-      fail(labels_path, "holds " + std::to_string(ldims[0]) + " labels (count at offset 4) but " + images_path +
-                            " holds " + std::to_string(n) + " images");
+      fail(labels_path, "holds " + std::to_string(ldims[0]) + " labels (count at offset 4) but " +
+                            images_path + " holds " + std::to_string(n) + " images");
     labels = at::empty({n}, at::kByte);
     std::memcpy(labels.data_ptr<uint8_t>(), lbytes.data() + 8, size_t(n));
     labels = labels.to(at::kLong);

@@ -4,6 +4,7 @@
 #include "pidistill/metrics/classifier.h"
 #include "pidistill/metrics/feature_detector.h"
 #include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
 
 #include <ATen/ATen.h>
 #include <torch/script.h>
@@ -95,8 +96,7 @@ std::unique_ptr<FeatureDetector> load_detector(const std::string& path) {
          std::string("no feature network given; hint: download inception-2015-12-05.pt (the TorchScript "
                      "Inception-v3 of EDM, StyleGAN2-ADA/3 and clean-fid) from ") +
              kInceptionUrl + " and pass --detector FILE, or use --features fmnist for Fashion-MNIST");
-  std::ifstream probe(path, std::ios::binary);
-  if (!probe) fail(path, "cannot open the detector file");
+  require_regular_file(path);  // torch::jit::load would block on a FIFO
   if (starts_with_zip_magic(path)) return load_torchscript_detector(path);
   return load_classifier_detector(path);
 }

@@ -4,6 +4,7 @@
 #include "pidistill/util/error.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,11 +41,23 @@ bool write_all(int fd, const char* data, size_t size) {
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, "cannot create temporary file '" + tmp + "': " + errno_text() + " (is the folder writable?)");
+  // Why a fresh hidden name from mkstemp: it is created with O_EXCL, so a symlink planted at the temporary
+  // path cannot redirect the write to another file, two writers never share one, and a temporary left by a
+  // kill
+  // (".NAME.tmp-XXXXXX") never matches the globs that look for NAME-like files
+  // (training-state-*.safetensors).
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0)
+    fail(path, "cannot create a temporary file in '" + dir.string() + "': " + errno_text() +
+                   " (is the folder writable?)");
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  bool ok = ::fchmod(fd, 0666 & ~mask) == 0;  // mkstemp makes 0600; a saved file gets the user's usual mode
   // Why fsync before rename: otherwise a power loss can leave PATH renamed but empty.
-  bool ok = write_all(fd, bytes.data(), bytes.size()) && ::fsync(fd) == 0;
+  ok = ok && write_all(fd, bytes.data(), bytes.size()) && ::fsync(fd) == 0;
   std::string why = ok ? "" : errno_text();
   if (::close(fd) != 0 && ok) {
     ok = false;
@@ -60,13 +73,51 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, std::string("cannot open for reading: ") + errno_text());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(path, "read error");
-  return ss.str();
+void require_regular_file(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) fail(path, "no such file");
+    fail(path, "cannot open: " + errno_text());
+  }
+  if (S_ISDIR(st.st_mode)) fail(path, "is a directory, not a file");
+  if (!S_ISREG(st.st_mode))
+    fail(path, "not a regular file (a FIFO, socket or device); hint: give a file on disk");
+  if (::access(path.c_str(), R_OK) != 0) fail(path, "cannot read: " + errno_text());
+}
+
+std::string read_file(const std::string& path, uint64_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below refuses it anyway.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) fail(path, "no such file");
+    fail(path, std::string("cannot open for reading: ") + errno_text());
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const bool dir = S_ISDIR(st.st_mode);
+    ::close(fd);
+    if (dir) fail(path, "is a directory, not a file");
+    fail(path, "not a regular file (a FIFO, socket or device); hint: give a file on disk");
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    ::close(fd);
+    fail(path, "file of " + std::to_string(size) + " bytes is larger than the " + std::to_string(max_bytes) +
+                   "-byte limit for this kind of file");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  std::string bytes(size, '\0');
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::read(fd, bytes.data() + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (done != size)
+    fail(path, "read error: got " + std::to_string(done) + " of " + std::to_string(size) + " bytes");
+  return bytes;
 }
 
 std::string make_run_dir(const std::string& outdir, const std::string& desc) {
@@ -87,7 +138,8 @@ std::string make_run_dir(const std::string& outdir, const std::string& desc) {
   std::snprintf(prefix, sizeof(prefix), "%05ld", next_id);
   fs::path run_dir = fs::path(outdir) / (std::string(prefix) + "-" + desc);
   if (!fs::create_directory(run_dir, ec) || ec)
-    fail(run_dir.string(), "cannot create run folder" + (ec ? ": " + ec.message() : std::string(" (already exists)")));
+    fail(run_dir.string(),
+         "cannot create run folder" + (ec ? ": " + ec.message() : std::string(" (already exists)")));
   return run_dir.string();
 }
 

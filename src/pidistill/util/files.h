@@ -1,5 +1,6 @@
 // Small file helpers: atomic writes, reading a whole file, numbered run directories.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace pidistill {
@@ -8,7 +9,13 @@ namespace pidistill {
 // PATH keeps its previous content, the temporary is removed, and Error names the path.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
-std::string read_file(const std::string& path);  // Error naming the path if it cannot be read
+// The whole file. Error naming the path when it is missing, a directory, not a regular file (a FIFO would
+// block, /dev/zero never ends), larger than max_bytes, or unreadable.
+std::string read_file(const std::string& path, uint64_t max_bytes = uint64_t(1) << 40);
+
+// Error naming the path unless it is an existing, readable regular file: a check before handing a path to a
+// library that opens it itself (zlib, TorchScript), so a FIFO or a directory is refused instead of hanging.
+void require_regular_file(const std::string& path);
 
 // EDM's run-directory convention: OUTDIR/NNNNN-DESC with NNNNN one past the largest existing number.
 // Creates it and returns its path.
