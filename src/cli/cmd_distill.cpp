@@ -93,7 +93,7 @@ void add_distill_command(CLI::App& app) {
   cmd->add_flag("--forward-last{false}", o.last_index_backward,
                 "Draw indices from 0..N-2 only (default: pair N-1 with N-2 as the official code)");
   cmd->add_option("--huber-c", o.huber_c, "Pseudo-Huber c (default 0.00054 sqrt(dim), iCT)");
-  cmd->add_option("--lr", o.lr, "RAdam learning rate")->capture_default_str();
+  cmd->add_option("--lr", o.lr, "RAdam learning rate")->check(kFinitePositive)->capture_default_str();
   cmd->add_option("--batch", o.batch, "Images per optimiser step")->capture_default_str();
   cmd->add_option("--batch-gpu", o.batch_gpu, "Micro-batch (gradient accumulation); 0 = --batch");
   cmd->add_option("--steps", o.steps, "Optimiser steps")->capture_default_str();
@@ -103,7 +103,9 @@ void add_distill_command(CLI::App& app) {
          "--export-ema", o.export_ema,
          "Exported weights: auto (largest EMA with 1/(1-rate) <= steps/10, else raw), none, or a rate")
       ->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Seed of z, grid indices and labels")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of z, grid indices and labels")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--outdir", o.outdir, "Parent of the numbered run directory")->capture_default_str();
   cmd->add_option("--resume", c->resume, "Continue from a training-state-*.safetensors checkpoint");
   cmd->add_option("--lpips-weights", o.lpips_weights, "VGG16 + LPIPS weights file (needed by --loss lpips)");

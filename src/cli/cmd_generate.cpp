@@ -36,6 +36,7 @@ struct GenerateOptions {
   int64_t batch = 64;         // --batch: images per network call
   uint64_t sampler_seed = 0;  // --churn-seed: generator of the churn noise (S_churn > 0)
   double t = 0;  // --t: PID student only, the trajectory time to evaluate; 0 = sigma_min (the images)
+  bool as_student = false;  // --as-student: a teacher file as the PID student at initialisation
 };
 
 void run_generate(const GenerateOptions& o) {
@@ -87,6 +88,7 @@ void run_generate(const GenerateOptions& o) {
   gopts.sampler = o.sampler;
   gopts.churn_seed = o.sampler_seed;
   gopts.t = o.t;
+  gopts.as_student = o.as_student;
   auto sample = make_image_generator(loaded, gopts).sample;
   std::vector<at::Tensor> images;
   Progress progress("generate", n, "img");
@@ -146,6 +148,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "Images per batch")->capture_default_str();
   cmd->add_option("--t", o->t,
                   "PID student: evaluate the trajectory at this t in [sigma_min, 80] (default sigma_min)");
+  cmd->add_flag(
+      "--as-student", o->as_student,
+      "Read a teacher file as the PID student at initialisation (what distill starts from), one call");
   cmd->callback([o] {
     GenerateOptions resolved = *o;
     resolved.sampler.solver = solver_from_string(o->solver);

@@ -16,20 +16,20 @@ namespace {
 // Command-line values before resolution; unset overrides keep the preset's value.
 struct TrainArgs {
   TrainOptions train;
-  std::string arch = "ddpmpp";      // --arch
-  std::string precond = "edm";      // --precond
-  double duration = 200;            // --duration (Mimg)
-  double kimg = 0;                  // --kimg: duration in kimg instead (for short runs)
-  int cbase = 0;                    // --cbase: 0 = the preset's
-  std::vector<int> cres;            // --cres: empty = the preset's
-  int blocks = 0;                   // --blocks: residual blocks per resolution, 0 = the preset's
-  std::vector<int> attn;            // --attn: attention resolutions
+  std::string arch = "ddpmpp";  // --arch
+  std::string precond = "edm";  // --precond
+  double duration = 200;        // --duration (Mimg)
+  double kimg = 0;              // --kimg: duration in kimg instead (for short runs)
+  int cbase = 0;                // --cbase: 0 = the preset's
+  std::vector<int> cres;        // --cres: empty = the preset's
+  int blocks = 0;               // --blocks: residual blocks per resolution, 0 = the preset's
+  std::vector<int> attn;        // --attn: attention resolutions
   bool attn_given = false;
-  double dropout = 0.13;            // --dropout: EDM's default
-  double augment = 0;               // --augment: EDM's augment pipe probability (not supported)
-  int pad = 0;                      // --pad: zero-pad images to this size (Fashion-MNIST 28 -> 32)
-  bool f64 = false;                 // --f64: train in float64
-  bool dry_run = false;             // --dry-run
+  double dropout = 0.13;  // --dropout: EDM's default
+  double augment = 0;     // --augment: EDM's augment pipe probability (not supported)
+  int pad = 0;            // --pad: zero-pad images to this size (Fashion-MNIST 28 -> 32)
+  bool f64 = false;       // --f64: train in float64
+  bool dry_run = false;   // --dry-run
 };
 
 void run_train(TrainArgs a, const CLI::App& cmd) {
@@ -48,7 +48,8 @@ void run_train(TrainArgs a, const CLI::App& cmd) {
   Dataset dataset = open_dataset(o.data, data_options);
   if (o.cond && !dataset.has_labels()) fail(o.data, "--cond needs labels but the dataset has none");
 
-  o.net = net_config_preset(a.arch, static_cast<int>(dataset.resolution()), static_cast<int>(dataset.channels()));
+  o.net =
+      net_config_preset(a.arch, static_cast<int>(dataset.resolution()), static_cast<int>(dataset.channels()));
   if (a.cbase > 0) o.net.model_channels = a.cbase;
   if (!a.cres.empty()) o.net.channel_mult = a.cres;
   if (a.blocks > 0) o.net.num_blocks = a.blocks;
@@ -57,12 +58,15 @@ void run_train(TrainArgs a, const CLI::App& cmd) {
   o.net.label_dim = o.cond ? static_cast<int>(dataset.label_dim()) : 0;
   validate(o.net);
 
-  TrainData data{dataset.raw_images(), o.cond ? dataset.raw_labels() : at::Tensor(), dataset.label_dim(), o.data};
+  TrainData data{dataset.raw_images(), o.cond ? dataset.raw_labels() : at::Tensor(), dataset.label_dim(),
+                 o.data};
   int64_t steps = static_cast<int64_t>(std::ceil(o.duration_mimg * 1e6 / static_cast<double>(o.batch)));
-  std::cout << "Training options:\n" << train_options_to_json(o) << "\n"
-            << "Dataset: " << dataset.size() << " images " << dataset.channels() << "x" << dataset.resolution() << "x"
-            << dataset.resolution() << (o.cond ? ", " + std::to_string(dataset.label_dim()) + " classes" : "")
-            << "; " << steps << " steps of " << o.batch << " images\n";
+  std::cout << "Training options:\n"
+            << train_options_to_json(o) << "\n"
+            << "Dataset: " << dataset.size() << " images " << dataset.channels() << "x"
+            << dataset.resolution() << "x" << dataset.resolution()
+            << (o.cond ? ", " + std::to_string(dataset.label_dim()) + " classes" : "") << "; " << steps
+            << " steps of " << o.batch << " images\n";
   if (a.dry_run) {
     std::cout << "Dry run; exiting.\n";
     return;
@@ -70,8 +74,9 @@ void run_train(TrainArgs a, const CLI::App& cmd) {
   install_stop_handler();
   EdmTrainer trainer(o, std::move(data));
   TrainResult result = trainer.run();
-  std::cout << (result.interrupted ? "Interrupted" : "Done") << " at " << result.cur_nimg / 1000.0 << " kimg ("
-            << result.steps << " steps, " << result.skipped_steps << " skipped) in " << result.run_dir << "\n"
+  std::cout << (result.interrupted ? "Interrupted" : "Done") << " at " << result.cur_nimg / 1000.0
+            << " kimg (" << result.steps << " steps, " << result.skipped_steps << " skipped) in "
+            << result.run_dir << "\n"
             << "  network: " << result.last_network << "\n"
             << "  training state: " << result.last_state << "\n";
 }
@@ -82,7 +87,8 @@ void add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train an EDM diffusion model (EDM's train.py, one process)");
   TrainOptions& o = a->train;
-  cmd->add_option("--data", o.data, "Dataset: IDX folder/file, CIFAR-10 batches, image folder or EDM zip")->required();
+  cmd->add_option("--data", o.data, "Dataset: IDX folder/file, CIFAR-10 batches, image folder or EDM zip")
+      ->required();
   cmd->add_flag("--cond", o.cond, "Train a class-conditional model");
   cmd->add_option("--arch", a->arch, "Network architecture: ddpmpp | ncsnpp | adm")->capture_default_str();
   cmd->add_option("--precond", a->precond, "Preconditioning and loss: edm | vp | ve")->capture_default_str();
@@ -90,9 +96,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--kimg", a->kimg, "Training duration in kimg (instead of --duration)");
   cmd->add_option("--batch", o.batch, "Total batch size")->capture_default_str();
   cmd->add_option("--batch-gpu", o.batch_gpu, "Micro-batch size (gradient accumulation); 0 = --batch");
-  cmd->add_option("--cbase", a->cbase, "Channel multiplier (default: the preset's)");
-  cmd->add_option("--cres", a->cres, "Channels per resolution, e.g. 1,2,2 (default: the preset's)")->delimiter(',');
-  cmd->add_option("--blocks", a->blocks, "Residual blocks per resolution (default: the preset's)");
+  cmd->add_option("--cbase", a->cbase, "Channel multiplier (default: the preset's)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--cres", a->cres, "Channels per resolution, e.g. 1,2,2 (default: the preset's)")
+      ->delimiter(',');
+  cmd->add_option("--blocks", a->blocks, "Residual blocks per resolution (default: the preset's)")
+      ->check(CLI::Range(1, 64));
   cmd->add_option_function<std::string>(
       "--attn",
       [a](const std::string& text) {
@@ -103,21 +112,25 @@ void add_train_command(CLI::App& app) {
           if (!item.empty()) a->attn.push_back(std::stoi(item));
       },
       "Attention resolutions, e.g. 16 or 16,8; '' for none (default: the preset's)");
-  cmd->add_option("--lr", o.lr, "Learning rate")->capture_default_str();
+  cmd->add_option("--lr", o.lr, "Learning rate")->check(kFinitePositive)->capture_default_str();
   cmd->add_option("--ema", o.ema_mimg, "EMA half-life in Mimg")->capture_default_str();
   cmd->add_option("--ema-rampup", o.ema_rampup, "EMA ramp-up coefficient (0 = none)")->capture_default_str();
   cmd->add_option("--lr-rampup", o.lr_rampup_mimg, "Learning rate ramp-up in Mimg")->capture_default_str();
   cmd->add_option("--dropout", a->dropout, "Dropout probability")->capture_default_str();
   cmd->add_flag("--xflip", o.xflip, "Random left-right flips of the training images");
   cmd->add_option("--augment", a->augment, "EDM's augment probability (not supported: must be 0)");
-  cmd->add_option("--seed", o.seed, "Random seed (network init, minibatches, noise, dropout)")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Random seed (network init, minibatches, noise, dropout)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--outdir", o.outdir, "Where to make the numbered run directory")->capture_default_str();
   cmd->add_option("--resume", o.resume, "Continue from a training-state-*.safetensors");
   cmd->add_option("--tick", o.tick_kimg, "Progress/stats interval in kimg")->capture_default_str();
   cmd->add_option("--snap", o.snap_ticks, "Ticks between snapshots (network, training state, sample grid)")
       ->capture_default_str();
-  cmd->add_option("--pad", a->pad, "Zero-pad images to this resolution (e.g. 32 for 28x28 MNIST)");
-  cmd->add_option("--sample-steps", o.sample_steps, "Heun steps of the snapshot sample grids")->capture_default_str();
+  cmd->add_option("--pad", a->pad, "Zero-pad images to this resolution (e.g. 32 for 28x28 MNIST)")
+      ->check(CLI::Range(0, 4096));
+  cmd->add_option("--sample-steps", o.sample_steps, "Heun steps of the snapshot sample grids")
+      ->capture_default_str();
   cmd->add_option("--sample-count", o.sample_count, "Images per snapshot sample grid")->capture_default_str();
   cmd->add_flag("--f64", a->f64, "Train in float64 (default float32)");
   cmd->add_flag("--dry-run", a->dry_run, "Print the resolved options and exit");

@@ -51,7 +51,9 @@ void add_train_classifier_command(CLI::App& app) {
       ->required();
   cmd->add_option("--epochs", o->train.epochs, "Passes over the training set")->capture_default_str();
   cmd->add_option("--batch", o->train.batch, "Images per step")->capture_default_str();
-  cmd->add_option("--lr", o->train.lr, "Peak learning rate (cosine decay to 0)")->capture_default_str();
+  cmd->add_option("--lr", o->train.lr, "Peak learning rate (cosine decay to 0)")
+      ->check(kFinitePositive)
+      ->capture_default_str();
   cmd->add_option("--seed", o->train.seed, "Seed of weights, batch order and augmentation")
       ->capture_default_str();
   cmd->add_option("--shift", o->train.shift, "Random translation in pixels")->capture_default_str();

@@ -12,8 +12,8 @@
 #include "pidistill/util/stop_signal.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -72,8 +72,8 @@ std::string config_difference(const std::string& a_text, const std::string& b_te
   auto a = json::parse(a_text), b = json::parse(b_text);
   for (auto& [key, value] : a.items())
     if (!b.contains(key) || b[key] != value)
-      return "'" + key + "' is " + value.dump() + " in the checkpoint but " + (b.contains(key) ? b[key].dump() : "absent") +
-             " in this run";
+      return "'" + key + "' is " + value.dump() + " in the checkpoint but " +
+             (b.contains(key) ? b[key].dump() : "absent") + " in this run";
   for (auto& [key, value] : b.items())
     if (!a.contains(key)) return "'" + key + "' is absent from the checkpoint";
   return "";
@@ -95,24 +95,27 @@ EdmTrainer::EdmTrainer(TrainOptions options, TrainData data)
   if (data_.images.size(0) == 0) fail(src, "the dataset holds no images");
   if (data_.images.size(1) != o.net.img_channels || data_.images.size(2) != o.net.img_resolution ||
       data_.images.size(3) != o.net.img_resolution)
-    fail(src, "images are " + std::to_string(data_.images.size(1)) + "x" + std::to_string(data_.images.size(2)) + "x" +
-                  std::to_string(data_.images.size(3)) + " but the network takes " + std::to_string(o.net.img_channels) +
-                  "x" + std::to_string(o.net.img_resolution) + "x" + std::to_string(o.net.img_resolution) +
+    fail(src, "images are " + std::to_string(data_.images.size(1)) + "x" +
+                  std::to_string(data_.images.size(2)) + "x" + std::to_string(data_.images.size(3)) +
+                  " but the network takes " + std::to_string(o.net.img_channels) + "x" +
+                  std::to_string(o.net.img_resolution) + "x" + std::to_string(o.net.img_resolution) +
                   "; hint: --pad 32 pads 28x28 images");
   if (o.cond && !data_.labels.defined()) fail(src, "--cond needs labels but the dataset has none");
   if (o.cond && data_.label_dim != o.net.label_dim)
     fail(src, "dataset has " + std::to_string(data_.label_dim) + " classes, network label_dim " +
                   std::to_string(o.net.label_dim));
-  if (!o.cond && o.net.label_dim != 0) fail("--cond", "network has label_dim > 0 but training is unconditional");
+  if (!o.cond && o.net.label_dim != 0)
+    fail("--cond", "network has label_dim > 0 but training is unconditional");
   if (o.batch <= 0) fail("--batch", "must be positive");
   int64_t batch_gpu = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
   if (o.batch % batch_gpu != 0)
     fail("--batch-gpu", std::to_string(batch_gpu) + " does not divide --batch " + std::to_string(o.batch));
   if (!(o.duration_mimg > 0)) fail("--duration", "must be positive");
-  if (!(o.lr > 0)) fail("--lr", "must be positive");
+  if (!(o.lr > 0 && std::isfinite(o.lr))) fail("--lr", "must be a finite positive number");
   if (!(o.tick_kimg > 0)) fail("--tick", "must be positive");
   if (o.snap_ticks < 0) fail("--snap", "must be >= 0");
-  if (o.ema_mimg < 0 || o.ema_rampup < 0 || o.lr_rampup_mimg < 0) fail("--ema/--ema-rampup/--lr-rampup", "must be >= 0");
+  if (o.ema_mimg < 0 || o.ema_rampup < 0 || o.lr_rampup_mimg < 0)
+    fail("--ema/--ema-rampup/--lr-rampup", "must be >= 0");
   auto dtype = dtype_from_string(o.dtype);
 
   // Why seed the default generator: make_unet initialises from it, as EDM's network construction does.
@@ -152,8 +155,8 @@ bool EdmTrainer::train_step() {
   double loss_sum = 0;
   int64_t loss_elements = 0;
   for (int64_t round = 0; round < rounds; ++round) {
-    auto idx = at::randint(data_.images.size(0), {batch_gpu}, gen_, at::kLong);          // [b]
-    auto images = data_.images.index_select(0, idx).to(dtype) / 127.5 - 1;              // [b, C, H, W]
+    auto idx = at::randint(data_.images.size(0), {batch_gpu}, gen_, at::kLong);  // [b]
+    auto images = data_.images.index_select(0, idx).to(dtype) / 127.5 - 1;       // [b, C, H, W]
     if (o.xflip) {
       auto flip = (at::rand({batch_gpu, 1, 1, 1}, gen_, at::TensorOptions(dtype)) < 0.5);  // [b, 1, 1, 1]
       images = at::where(flip, images.flip({3}), images);
@@ -174,8 +177,9 @@ bool EdmTrainer::train_step() {
     ++steps_;
     ++skipped_steps_;
     if (++nonfinite_in_row_ >= o.max_nonfinite_in_row)
-      fail("train", "the loss was not finite for " + std::to_string(nonfinite_in_row_) + " steps in a row (at kimg " +
-                        std::to_string(cur_nimg_ / 1000) + "); hint: lower --lr, or resume from an earlier training state");
+      fail("train", "the loss was not finite for " + std::to_string(nonfinite_in_row_) +
+                        " steps in a row (at kimg " + std::to_string(cur_nimg_ / 1000) +
+                        "); hint: lower --lr, or resume from an earlier training state");
     return false;
   }
   nonfinite_in_row_ = 0;
@@ -217,9 +221,11 @@ void EdmTrainer::load_state(const std::string& path) {
   json state = json::parse(checkpoint_state(file));
   std::string diff = config_difference(state.at("net_config").dump(), net_config_to_json(net_->config));
   if (!diff.empty())
-    fail(path, "checkpoint is of another network: " + diff + "; hint: resume with the same --arch/--cbase/--cres/--cond");
+    fail(path, "checkpoint is of another network: " + diff +
+                   "; hint: resume with the same --arch/--cbase/--cres/--cond");
   if (state.value("dtype", "float32") != options_.dtype)
-    fail(path, "checkpoint was trained in " + state.value("dtype", "float32") + ", this run uses " + options_.dtype);
+    fail(path, "checkpoint was trained in " + state.value("dtype", "float32") + ", this run uses " +
+                   options_.dtype);
   load_state_dict(*net_, tensors_with_prefix(file, "net."), path);
   load_state_dict(*ema_, tensors_with_prefix(file, "ema."), path);
   optimizer_->load_state(tensors_with_prefix(file, "adam."), path);
@@ -243,10 +249,12 @@ std::string EdmTrainer::kimg_name(const std::string& stem, const std::string& ex
 void EdmTrainer::write_sample_grid(const std::string& path) {
   std::vector<int64_t> seeds;
   for (int i = 0; i < options_.sample_count; ++i) seeds.push_back(i);
-  auto latents = latents_for_seeds(seeds, options_.net.img_channels, options_.net.img_resolution);  // [n, C, H, W]
+  auto latents =
+      latents_for_seeds(seeds, options_.net.img_channels, options_.net.img_resolution);  // [n, C, H, W]
   at::Tensor labels;
   if (options_.net.label_dim > 0)
-    labels = at::one_hot(at::arange(options_.sample_count, at::kLong) % options_.net.label_dim, options_.net.label_dim)
+    labels = at::one_hot(at::arange(options_.sample_count, at::kLong) % options_.net.label_dim,
+                         options_.net.label_dim)
                  .to(at::kDouble);  // [n, L]: class = seed mod label_dim
   Precond ema_precond(ema_, options_.precond);
   SamplerConfig sampler;
@@ -259,8 +267,9 @@ TrainResult EdmTrainer::run() {
   const auto& o = options_;
   std::string dataset_name = std::filesystem::path(o.data).filename().string();
   if (dataset_name.empty()) dataset_name = std::filesystem::path(o.data).parent_path().filename().string();
-  std::string desc = (dataset_name.empty() ? "data" : dataset_name) + "-" + (o.cond ? "cond" : "uncond") + "-" + o.arch +
-                     "-" + to_string(o.precond) + "-batch" + std::to_string(o.batch) + "-" + o.dtype;
+  std::string desc = (dataset_name.empty() ? "data" : dataset_name) + "-" + (o.cond ? "cond" : "uncond") +
+                     "-" + o.arch + "-" + to_string(o.precond) + "-batch" + std::to_string(o.batch) + "-" +
+                     o.dtype;
   run_dir_ = make_run_dir(o.outdir, desc);
   write_file_atomic((std::filesystem::path(run_dir_) / "training_options.json").string(),
                     train_options_to_json(o) + "\n");
@@ -290,18 +299,20 @@ TrainResult EdmTrainer::run() {
     char extra[64];
     std::snprintf(extra, sizeof(extra), "loss %.4f", last_loss_);
     progress.update(cur_nimg_, extra);
-    if (!done && !stop && cur_tick_ != 0 && cur_nimg_ < tick_start_nimg_ + std::llround(o.tick_kimg * 1000)) continue;
+    if (!done && !stop && cur_tick_ != 0 && cur_nimg_ < tick_start_nimg_ + std::llround(o.tick_kimg * 1000))
+      continue;
 
     // Once per tick: stats, and snapshots every snap_ticks ticks (EDM also snapshots at tick 0).
     auto now = clock::now();
     double tick_seconds = std::chrono::duration<double>(now - tick_start_time).count();
-    json stats = {{"tick", cur_tick_},
-                  {"kimg", static_cast<double>(cur_nimg_) / 1000},
-                  {"loss", tick_steps ? tick_loss_sum / static_cast<double>(tick_steps) : NAN},
-                  {"images_per_s", static_cast<double>(cur_nimg_ - tick_start_nimg_) / std::max(tick_seconds, 1e-9)},
-                  {"lr", lr},
-                  {"time_s", std::chrono::duration<double>(now - start_time).count()},
-                  {"skipped_steps", tick_skipped}};
+    json stats = {
+        {"tick", cur_tick_},
+        {"kimg", static_cast<double>(cur_nimg_) / 1000},
+        {"loss", tick_steps ? tick_loss_sum / static_cast<double>(tick_steps) : NAN},
+        {"images_per_s", static_cast<double>(cur_nimg_ - tick_start_nimg_) / std::max(tick_seconds, 1e-9)},
+        {"lr", lr},
+        {"time_s", std::chrono::duration<double>(now - start_time).count()},
+        {"skipped_steps", tick_skipped}};
     if (tick_steps == 0) stats["loss"] = nullptr;
     append_line(stats_path, stats.dump());
     if (done || stop || (o.snap_ticks > 0 && cur_tick_ % o.snap_ticks == 0)) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 namespace pidistill {
 
@@ -17,7 +18,7 @@ void validate(const DistillOptions& o) {
   if (o.N < 2)
     fail("--N", "the PID grid needs at least 2 points (got " + std::to_string(o.N) + "); the paper uses 250");
   pid_distance_from_string(o.loss);
-  if (!(o.lr > 0)) fail("--lr", "must be > 0");
+  if (!(o.lr > 0 && std::isfinite(o.lr))) fail("--lr", "must be a finite number > 0");
   if (o.batch < 1) fail("--batch", "must be >= 1");
   if (o.batch_gpu < 0 || (o.batch_gpu > 0 && o.batch % o.batch_gpu != 0))
     fail("--batch-gpu", "must divide --batch (" + std::to_string(o.batch) + ")");
@@ -44,8 +45,8 @@ void validate(const DistillOptions& o) {
 double export_rate(const DistillOptions& o, int64_t steps_done) {
   if (o.export_ema == "none") return 0;
   if (o.export_ema == "auto") {
-    // Why the steps done and not --steps: an EMA starts as the initial weights and keeps rate^s of them after s
-    // steps; a run stopped early by --minutes would otherwise export (nearly) the untrained student.
+    // Why the steps done and not --steps: an EMA starts as the initial weights and keeps rate^s of them after
+    // s steps; a run stopped early by --minutes would otherwise export (nearly) the untrained student.
     const double steps = steps_done >= 0 ? double(steps_done) : double(o.steps);
     double best = 0;
     for (double r : o.ema)

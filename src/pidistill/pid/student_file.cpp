@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -61,7 +62,13 @@ Student student_from(const LoadedNet& loaded) {
 at::Tensor one_call_generate(const Student& student, const at::Tensor& z, const at::Tensor& class_labels,
                              double t) {
   torch::NoGradGuard no_grad;
-  const double t_eval = t > 0 ? t : student.constants.sigma_min;
+  // 0 means "the images" (sigma_min); anything else must be a real time: -5 or NaN silently meaning sigma_min
+  // would hide a typo.
+  if (t != 0 && !(std::isfinite(t) && t >= student.constants.sigma_min * (1 - 1e-9) &&
+                  t <= student.constants.T * (1 + 1e-9)))
+    fail("--t", "must lie in [sigma_min, T] = [" + std::to_string(student.constants.sigma_min) + ", " +
+                    std::to_string(student.constants.T) + "] (or 0 for sigma_min), got " + std::to_string(t));
+  const double t_eval = t != 0 ? t : student.constants.sigma_min;
   auto t_b = at::full({z.size(0)}, t_eval, z.options().dtype(at::kDouble));  // [B]
   return student(z, t_b, class_labels).clamp(-1, 1);
 }
