@@ -61,7 +61,7 @@ std::optional<NetConfig> resolve_net_config(const NetOptions& o) {
 }
 
 TensorFile read_any_tensor_file(const std::string& path) {
-  if (is_zip_file(path)) return TensorFile{path, read_torch_checkpoint(path), {}};
+  if (is_torch_file(path)) return TensorFile{path, read_torch_checkpoint(path), {}};
   return read_safetensors(path);
 }
 

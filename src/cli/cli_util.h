@@ -35,7 +35,8 @@ void add_net_options(CLI::App& cmd, NetOptions& options);
 // an override without --config/--arch is an Error.
 std::optional<NetConfig> resolve_net_config(const NetOptions& options);
 
-// The tensors of a safetensors file (with its metadata) or of a torch.save zip checkpoint (no metadata).
+// The tensors of a safetensors file (with its metadata) or of a torch.save zip or legacy checkpoint (no
+// metadata).
 TensorFile read_any_tensor_file(const std::string& path);
 
 // Safetensors' dtype names (F32, F64, I64, ...), which is what our files say.

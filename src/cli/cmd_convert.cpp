@@ -1,4 +1,5 @@
-// `pidistill convert IN OUT.safetensors`: any supported checkpoint to a self-describing safetensors file.
+// `pidistill convert IN OUT.safetensors`: any supported checkpoint (EDM's .pkl included, its architecture
+// read from the file) to a self-describing safetensors file.
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "pidistill/edm/precond.h"
@@ -14,7 +15,7 @@ namespace {
 struct ConvertOptions {
   std::string in;       // any file load_net reads
   std::string out;      // the safetensors file to write
-  NetOptions net;       // the architecture, when IN does not describe it
+  NetOptions net;       // the architecture, when IN does not describe it (EDM pickles do)
   std::string precond;  // edm | vp | ve; empty = IN's precond metadata, else edm
 };
 
@@ -33,9 +34,13 @@ void run_convert(const ConvertOptions& o) {
 void add_convert_command(CLI::App& app) {
   auto o = std::make_shared<ConvertOptions>();
   CLI::App* cmd = app.add_subcommand("convert",
-                                     "Convert a checkpoint (.pt or .safetensors) into a self-describing "
-                                     "safetensors file (weights, config, precond)");
-  cmd->add_option("in", o->in, "Input checkpoint: .safetensors or torch.save (.pt) state dict")->required();
+                                     "Convert a checkpoint (EDM .pkl, .pt or .safetensors) into a "
+                                     "self-describing safetensors file (weights, config, precond)");
+  cmd->add_option(
+         "in", o->in,
+         "Input checkpoint: EDM network pickle (.pkl) or training state, torch.save (.pt) state dict, "
+         "or .safetensors")
+      ->required();
   cmd->add_option("out", o->out, "Output .safetensors file (written atomically)")->required();
   cmd->add_option("--precond", o->precond,
                   "Preconditioning to record: edm | vp | ve (default: the input's, else edm)");

@@ -80,6 +80,7 @@ void run_denoise(const DenoiseOptions& o) {
     const at::Tensor sigma = input(in, "sigma", dtype);  // [N], [1] or []
     check_inputs(in, loaded.config, "x", x, class_labels, augment_labels);
     Precond precond(loaded.net, precond_type);
+    set_precond_constants(precond, loaded.metadata);  // e.g. an EDM pickle's beta_d, sigma_data
     out.emplace_back("D", precond.forward(x, sigma, class_labels, augment_labels).D);
   }
   write_safetensors(o.out, out,

@@ -1,6 +1,8 @@
-// `pidistill inspect FILE`: what a weight file holds, without running it.
+// `pidistill inspect FILE`: what a weight file or an EDM pickle holds, without running it.
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "pidistill/io/edm_pickle.h"
+#include "pidistill/io/torch_pickle.h"
 #include "pidistill/nets/net_file.h"
 
 #include <ATen/ATen.h>
@@ -13,7 +15,7 @@ namespace pidistill::cli {
 namespace {
 
 struct InspectOptions {
-  std::string file;  // a .safetensors file or a torch.save zip (.pt)
+  std::string file;  // a .safetensors file, a torch.save (.pt, zip or legacy) or an EDM pickle (.pkl)
   NetOptions net;    // for files that do not describe their network
   bool all = false;  // list every tensor, not just the first and last
 };
@@ -23,17 +25,67 @@ void print_tensor_line(const std::pair<std::string, at::Tensor>& named) {
             << "\n";
 }
 
-void run_inspect(const InspectOptions& o) {
-  std::optional<NetConfig> config = resolve_net_config(o.net);  // first: bad options fail before any output
-  const TensorFile file = read_any_tensor_file(o.file);
-  std::cout << "file: " << o.file << "\n";
-
+void print_tensors(const NamedTensors& tensors, bool all) {
   int64_t elements = 0;
   std::map<std::string, int> dtype_counts;
-  for (const auto& [name, tensor] : file.tensors) {
+  for (const auto& [name, tensor] : tensors) {
     elements += tensor.numel();
     ++dtype_counts[dtype_name(tensor)];
   }
+  std::cout << "tensors: " << tensors.size() << " (" << elements << " elements)\n";
+  std::cout << "dtypes:";
+  for (const auto& [dtype, count] : dtype_counts) std::cout << " " << dtype << " x" << count;
+  std::cout << "\n";
+
+  std::cout << "keys:\n";
+  const size_t n = tensors.size();
+  const size_t shown = 3;  // at each end
+  for (size_t i = 0; i < n; ++i) {
+    if (all || i < shown || i + shown >= n) {
+      print_tensor_line(tensors[i]);
+    } else if (i == shown) {
+      std::cout << "  ... " << n - 2 * shown << " more (--all lists them)\n";
+    }
+  }
+}
+
+// An EDM network pickle or training state: what EDM's code would rebuild, read as data.
+void print_edm(const EdmPickle& edm, const std::optional<NetConfig>& config_override, bool all) {
+  const auto metadata = edm_net_metadata(edm);  // checks that our networks can build it
+  const NetConfig config = config_override ? *config_override : net_config_from_json(metadata.at("config"));
+  const LoadedNet loaded = load_net(edm.path, config);
+  int64_t parameters = 0;
+  for (const at::Tensor& p : loaded.net->parameters()) parameters += p.numel();
+  std::cout << "format: " << edm.format << " with EDM persistent objects (read as data; no code is run)\n"
+            << "top-level keys:\n";
+  for (const auto& [key, what] : edm.top_level) std::cout << "  " << key << ": " << what << "\n";
+  std::cout << "network: " << (edm.network_key.empty() ? "(the file)" : "'" + edm.network_key + "'") << " = "
+            << edm.precond_class << "(" << edm.model_class << ")\n"
+            << "init_kwargs: " << edm.init_kwargs << "\n"
+            << "precond: " << edm.precond << " (" << edm.precond_class << ")";
+  for (const auto& [k, v] : edm.constants) std::cout << " " << k << "=" << v;
+  std::cout << "\n"
+            << "use_fp16: " << (edm.use_fp16 ? "true" : "false")
+            << " (recorded; pidistill computes in float32 on CPU)\n"
+            << "model_type: " << config.model_type << "\n"
+            << "config: " << net_config_to_json(config) << "\n"
+            << "parameters: " << parameters << "\n";
+  if (!edm.loss_class.empty()) std::cout << "loss_fn: " << edm.loss_class << " " << edm.loss_kwargs << "\n";
+  if (!edm.dataset_kwargs.empty()) std::cout << "dataset_kwargs: " << edm.dataset_kwargs << "\n";
+  print_tensors(edm.state, all);
+}
+
+void run_inspect(const InspectOptions& o) {
+  std::optional<NetConfig> config = resolve_net_config(o.net);  // first: bad options fail before any output
+  if (is_torch_file(o.file)) {
+    if (auto edm = edm_pickle_from(read_torch_pickle(o.file))) {
+      std::cout << "file: " << o.file << "\n";
+      print_edm(*edm, config, o.all);
+      return;
+    }
+  }
+  const TensorFile file = read_any_tensor_file(o.file);
+  std::cout << "file: " << o.file << "\n";
 
   // The architecture: the user's options, else the file's own config; a file with neither is only a tensor
   // list.
@@ -51,21 +103,7 @@ void run_inspect(const InspectOptions& o) {
     std::cout << "model_type: unknown (no config in the file; give --config or --arch to check it)\n";
   }
 
-  std::cout << "tensors: " << file.tensors.size() << " (" << elements << " elements)\n";
-  std::cout << "dtypes:";
-  for (const auto& [dtype, count] : dtype_counts) std::cout << " " << dtype << " x" << count;
-  std::cout << "\n";
-
-  std::cout << "keys:\n";
-  const size_t n = file.tensors.size();
-  const size_t shown = 3;  // at each end
-  for (size_t i = 0; i < n; ++i) {
-    if (o.all || i < shown || i + shown >= n) {
-      print_tensor_line(file.tensors[i]);
-    } else if (i == shown) {
-      std::cout << "  ... " << n - 2 * shown << " more (--all lists them)\n";
-    }
-  }
+  print_tensors(file.tensors, o.all);
 
   // config and precond were printed above when the file described its network.
   const bool described = config.has_value();
@@ -79,9 +117,12 @@ void run_inspect(const InspectOptions& o) {
 
 void add_inspect_command(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
-  CLI::App* cmd =
-      app.add_subcommand("inspect", "Show a weight file's architecture, parameter count, tensors, metadata");
-  cmd->add_option("file", o->file, "A .safetensors file or a torch.save (.pt) checkpoint")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Show a weight file's or EDM pickle's architecture, parameter count, tensors, metadata");
+  cmd->add_option("file", o->file,
+                  "A .safetensors file, a torch.save (.pt) checkpoint, or an EDM network pickle (.pkl) or "
+                  "training state")
+      ->required();
   cmd->add_flag("--all", o->all, "List every tensor");
   add_net_options(*cmd, o->net);
   cmd->callback([o] { run_inspect(*o); });

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 
 namespace pidistill {
@@ -96,6 +98,27 @@ double Precond::sigma_max() const {
   if (type == PrecondType::VP) return std::sqrt(std::exp(0.5 * beta_d + beta_min) - 1);  // sigma(t = 1)
   if (type == PrecondType::VE) return ve_sigma_max;
   return INFINITY;
+}
+
+void set_precond_constants(Precond& p, const std::map<std::string, std::string>& metadata) {
+  auto it = metadata.find("precond_constants");
+  if (it == metadata.end()) return;
+  const nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) fail("precond_constants", "not a JSON object: " + it->second);
+  auto set = [&](const char* key, double& field) {
+    if (!j.contains(key)) return;
+    if (!j[key].is_number()) fail("precond_constants", std::string("'") + key + "' is not a number");
+    field = j[key].get<double>();
+  };
+  set("sigma_data", p.sigma_data);
+  set("beta_d", p.beta_d);
+  set("beta_min", p.beta_min);
+  set("M", p.M);
+  set("epsilon_t", p.epsilon_t);
+  if (p.type == PrecondType::VE) {
+    set("sigma_min", p.ve_sigma_min);
+    set("sigma_max", p.ve_sigma_max);
+  }
 }
 
 }  // namespace pidistill

@@ -3,6 +3,7 @@
 #include "pidistill/edm/denoiser.h"
 #include "pidistill/nets/unet.h"
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -36,5 +37,9 @@ struct Precond : Denoiser {
   double sigma_min() const override;
   double sigma_max() const override;
 };
+
+// Sets the constants a weight file records in metadata "precond_constants" (JSON, EDM's names: sigma_data,
+// beta_d, beta_min, M, epsilon_t; for VE sigma_min, sigma_max), e.g. from an EDM pickle. Absent: unchanged.
+void set_precond_constants(Precond& precond, const std::map<std::string, std::string>& metadata);
 
 }  // namespace pidistill

@@ -93,6 +93,19 @@ NetConfig net_config_from_json(const std::string& json_text) {
   return c;
 }
 
+NetConfig net_config_from_edm_kwargs(const std::string& kwargs_json, const std::string& model_class) {
+  json j = json::parse(kwargs_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) fail(kWhere, "EDM _init_kwargs are not a JSON object");
+  for (const char* k :
+       {"use_fp16", "sigma_min", "sigma_max", "sigma_data", "beta_d", "beta_min", "M", "epsilon_t"})
+    j.erase(k);
+  if (j.contains("model_type") && j["model_type"] != model_class)
+    fail(kWhere, "_init_kwargs say model_type " + j["model_type"].dump() + " but the network inside is a " +
+                     model_class);
+  j["model_type"] = model_class;
+  return net_config_from_json(j.dump());
+}
+
 std::string net_config_to_json(const NetConfig& c) {
   json j = json::object();
   j["model_type"] = c.model_type;

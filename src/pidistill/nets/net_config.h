@@ -32,6 +32,12 @@ struct NetConfig {
 NetConfig net_config_from_json(const std::string& json_text);
 std::string net_config_to_json(const NetConfig& config);
 
+// The config of an EDM network pickle: its preconditioner's _init_kwargs (JSON) and the class name of the
+// network inside it (SongUNet, DhariwalUNet). The preconditioner's own keywords (use_fp16, sigma_min,
+// sigma_max, sigma_data, beta_d, beta_min, M, epsilon_t) are not network options and are dropped; any other
+// unknown keyword is an Error naming it.
+NetConfig net_config_from_edm_kwargs(const std::string& kwargs_json, const std::string& model_class);
+
 // EDM train.py presets: "ddpmpp", "ncsnpp", "adm" at the given resolution/channels.
 NetConfig net_config_preset(const std::string& arch, int img_resolution, int img_channels);
 

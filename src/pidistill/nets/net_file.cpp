@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include <nlohmann/json.hpp>
+
 #include <set>
 #include <sstream>
 
@@ -71,11 +73,31 @@ void load_state_dict(UNet& net, const NamedTensors& state, const std::string& wh
   for (auto& [name, dst] : own) dst.copy_(given.at(name));
 }
 
+std::map<std::string, std::string> edm_net_metadata(const EdmPickle& edm) {
+  NetConfig config;
+  try {
+    config = net_config_from_edm_kwargs(edm.init_kwargs, edm.model_class);
+  } catch (const Error& e) {
+    fail(edm.path, edm.precond_class + "(" + edm.model_class + ") _init_kwargs: " + e.what());
+  }
+  nlohmann::json constants = nlohmann::json::object();
+  for (const auto& [k, v] : edm.constants) constants[k] = v;
+  return {{"config", net_config_to_json(config)},  {"precond", edm.precond},
+          {"precond_constants", constants.dump()}, {"edm_class", edm.precond_class},
+          {"edm_init_kwargs", edm.init_kwargs},    {"use_fp16", edm.use_fp16 ? "true" : "false"}};
+}
+
 LoadedNet load_net(const std::string& path, const std::optional<NetConfig>& config_override) {
   NamedTensors tensors;
   std::map<std::string, std::string> metadata;
-  if (is_zip_file(path)) {
-    tensors = read_torch_checkpoint(path);
+  if (is_torch_file(path)) {
+    const TorchPickle file = read_torch_pickle(path);
+    if (auto edm = edm_pickle_from(file)) {
+      tensors = std::move(edm->state);
+      metadata = edm_net_metadata(*edm);
+    } else {
+      tensors = flatten_tensors(file.root, path);
+    }
   } else {
     auto file = read_safetensors(path);
     tensors = std::move(file.tensors);

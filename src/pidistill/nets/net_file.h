@@ -1,5 +1,7 @@
-// Loading a network from any supported file (safetensors, torch.save zip) and saving a self-describing one.
+// Loading a network from any supported file (safetensors, torch.save zip or legacy, EDM's network pickles)
+// and saving a self-describing one.
 #pragma once
+#include "pidistill/io/edm_pickle.h"
 #include "pidistill/io/safetensors.h"
 #include "pidistill/nets/unet.h"
 
@@ -19,10 +21,16 @@ struct LoadedNet {
 
 // Strips a 'model.' substring from keys (as PID's loader does) and, when the network has no augment
 // mapping, drops 'map_augment' keys. The config comes from `config_override` if given, else from the
-// file's metadata "config"; a file without either is an Error asking for --config or --arch.
+// file's metadata "config"; a file without either is an Error asking for --config or --arch. An EDM network
+// pickle or training state describes itself (edm_net_metadata): no config is needed.
 // Missing or unexpected keys and shape mismatches throw Error naming the file and the key; nothing is
 // half-loaded.
 LoadedNet load_net(const std::string& path, const std::optional<NetConfig>& config_override = std::nullopt);
+
+// What an EDM pickle says about its network, as metadata of a converted file: "config" (NetConfig JSON),
+// "precond" (edm|vp|ve), "precond_constants" (JSON), "edm_class", "edm_init_kwargs" (JSON), "use_fp16".
+// An architecture our networks cannot build is an Error naming the file and the keyword.
+std::map<std::string, std::string> edm_net_metadata(const EdmPickle& edm);
 
 // Copies `state` (names without 'model.') into `net`, strictly. `where` names the source in errors.
 void load_state_dict(UNet& net, const NamedTensors& state, const std::string& where);
