@@ -22,6 +22,13 @@ double churn_gamma(const SamplerConfig& config, double t_cur) {
   return std::min(config.S_churn / config.num_steps, std::sqrt(2.0) - 1);
 }
 
+// D(x, sigma) as both samplers call it: float64 x, a 0-dim float64 sigma, the result in float64.
+static at::Tensor denoise_f64(Denoiser& denoiser, const at::Tensor& x, double sigma,
+                              const at::Tensor& class_labels) {
+  return denoiser.denoise(x, at::scalar_tensor(sigma, x.options().dtype(at::kDouble)), class_labels)
+      .to(at::kDouble);
+}
+
 int sampler_nfe(const SamplerConfig& config) {
   return config.solver == Solver::Heun ? 2 * config.num_steps - 1 : config.num_steps;
 }
@@ -39,11 +46,8 @@ at::Tensor edm_sampler(Denoiser& denoiser, const at::Tensor& latents, const at::
   double sigma_max = std::min(config.sigma_max, denoiser.sigma_max());
   auto t_steps = karras_sigmas(config.num_steps, sigma_min, sigma_max, config.rho);  // [N + 1] f64
   auto t = t_steps.accessor<double, 1>();
-  auto scalar = [&](double v) {
-    return at::scalar_tensor(v, latents.options().dtype(at::kDouble));
-  };  // 0-dim
   auto denoise = [&](const at::Tensor& x, double sigma) {
-    return denoiser.denoise(x, scalar(sigma), class_labels).to(at::kDouble);
+    return denoise_f64(denoiser, x, sigma, class_labels);
   };
 
   at::NoGradGuard no_grad;
@@ -86,11 +90,8 @@ std::vector<at::Tensor> heun_at_times(Denoiser& denoiser, const at::Tensor& late
   for (size_t i = 0; i < times.size(); ++i)
     if (!(times[i] > 0 && std::isfinite(times[i])) || (i > 0 && !(times[i] < times[i - 1])))
       fail("--times", "times must be positive, finite and decreasing");
-  auto scalar = [&](double v) {
-    return at::scalar_tensor(v, latents.options().dtype(at::kDouble));
-  };  // 0-dim
   auto denoise = [&](const at::Tensor& x, double sigma) {
-    return denoiser.denoise(x, scalar(sigma), class_labels).to(at::kDouble);
+    return denoise_f64(denoiser, x, sigma, class_labels);
   };
   at::NoGradGuard no_grad;
   at::Tensor x = latents.to(at::kDouble) * times[0];  // [B, C, H, W]
