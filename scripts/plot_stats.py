@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 
 def main(stats_path, out_path, title=None):
@@ -34,7 +35,9 @@ def main(stats_path, out_path, title=None):
         ax2 = ax.twinx()
         ax2.step([l["step"] for l in train], [l["N"] for l in train], where="post", color="red", lw=0.8, alpha=0.6)
         ax2.set_ylabel("grid size N", color="red")
-        ax2.set_yscale("log")
+        ax2.set_yscale("log", base=2)
+        ax2.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax2.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if fd:
         ax = axes[0][1]
         ax.plot([l["step"] for l in fd], [l["fd"] for l in fd], "o-")

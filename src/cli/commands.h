@@ -19,6 +19,7 @@ inline const CLI::Validator kFinitePositive(
 // Each adds a subcommand whose callback does the work; errors are thrown as pidistill::Error.
 void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_export_command(CLI::App& app);  // cmd_export.cpp: a torch.save state dict for PyTorch
 void add_denoise_command(CLI::App& app);
 void add_train_command(CLI::App& app);     // cmd_train.cpp: EDM training
 void add_generate_command(CLI::App& app);  // cmd_generate.cpp: EDM sampling

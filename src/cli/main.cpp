@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
       "CPU threads for tensor work (default: OMP_NUM_THREADS, else all cores)");
   pidistill::cli::add_inspect_command(app);
   pidistill::cli::add_convert_command(app);
+  pidistill::cli::add_export_command(app);
   pidistill::cli::add_denoise_command(app);
   pidistill::cli::add_train_command(app);
   pidistill::cli::add_generate_command(app);

@@ -37,18 +37,25 @@ uint32_t crc_of(const std::string& data) {
 
 }  // namespace
 
-void ZipWriter::add(const std::string& name, const std::string& data) {
+void ZipWriter::add(const std::string& name, const std::string& data, uint32_t align) {
   for (const auto& e : entries_)
     if (e.name == name) fail(path_, "zip entry '" + name + "' written twice; give every array its own name");
   if (name.empty() || name.size() > 0xffff)
     fail(path_, "zip entry name of " + std::to_string(name.size()) + " bytes (must be 1..65535)");
   // Why fail rather than zip64: feature statistics are tens of MB; a 4 GiB array is a mistake worth
   // reporting.
-  if (data.size() >= kMax32 || body_.size() + 30 + name.size() + data.size() >= kMax32 ||
+  if (data.size() >= kMax32 || body_.size() + 30 + name.size() + align + 4 + data.size() >= kMax32 ||
       entries_.size() >= 0xffff)
     fail(path_,
          "zip entry '" + name + "' of " + std::to_string(data.size()) +
              " bytes goes past 4 GiB or 65535 entries (this writer has no zip64); store smaller arrays");
+  // Why an extra field of at least 4 bytes: its own 2-byte id and 2-byte length come first.
+  uint64_t pad = 0;
+  if (align > 1) {
+    const uint64_t unpadded = body_.size() + 30 + name.size();
+    pad = (align - unpadded % align) % align;
+    if (pad > 0 && pad < 4) pad += align;
+  }
   Entry e{name, crc_of(data), static_cast<uint32_t>(data.size()), static_cast<uint32_t>(body_.size())};
   put(body_, kLocalHeaderSig, 4);
   put(body_, kVersion, 2);
@@ -60,8 +67,13 @@ void ZipWriter::add(const std::string& name, const std::string& data) {
   put(body_, e.size, 4);  // compressed size
   put(body_, e.size, 4);  // uncompressed size
   put(body_, name.size(), 2);
-  put(body_, 0, 2);  // extra field length
+  put(body_, pad, 2);  // extra field length
   body_ += name;
+  if (pad > 0) {
+    put(body_, 0x4246, 2);  // "FB", the id torch.save's writer uses for its padding
+    put(body_, pad - 4, 2);
+    body_.append(pad - 4, 'Z');
+  }
   body_ += data;
   entries_.push_back(std::move(e));
 }

@@ -12,7 +12,9 @@ class ZipWriter {
   explicit ZipWriter(std::string path) : path_(std::move(path)) {}
 
   // Appends a stored entry. Error on a duplicate name, or on sizes past the 32-bit limits (no zip64 here).
-  void add(const std::string& name, const std::string& data);
+  // align > 1: the data starts at a multiple of `align` bytes in the archive (padding in the local header's
+  // extra field, as torch.save aligns its records to 64 bytes for memory mapping).
+  void add(const std::string& name, const std::string& data, uint32_t align = 1);
   // The whole archive: local headers and data, central directory, end-of-central-directory record.
   std::string finish() const;
 

@@ -103,6 +103,11 @@ LoadedNet load_net(const std::string& path, const std::optional<NetConfig>& conf
     tensors = std::move(file.tensors);
     metadata = std::move(file.metadata);
   }
+  return load_net_from(std::move(tensors), metadata, path, config_override);
+}
+
+LoadedNet load_net_from(NamedTensors tensors, const std::map<std::string, std::string>& metadata,
+                        const std::string& path, const std::optional<NetConfig>& config_override) {
   LoadedNet loaded;
   if (config_override) {
     loaded.config = *config_override;

@@ -27,6 +27,11 @@ struct LoadedNet {
 // half-loaded.
 LoadedNet load_net(const std::string& path, const std::optional<NetConfig>& config_override = std::nullopt);
 
+// load_net on tensors already read (e.g. a state dict unwrapped from a training checkpoint), with the file's
+// metadata ("config", "precond", ...); `path` names errors.
+LoadedNet load_net_from(NamedTensors tensors, const std::map<std::string, std::string>& metadata,
+                        const std::string& path, const std::optional<NetConfig>& config_override = std::nullopt);
+
 // What an EDM pickle says about its network, as metadata of a converted file: "config" (NetConfig JSON),
 // "precond" (edm|vp|ve), "precond_constants" (JSON), "edm_class", "edm_init_kwargs" (JSON), "use_fp16".
 // An architecture our networks cannot build is an Error naming the file and the keyword.
