@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   g++ cmake make zlib1g-dev
+  libssl-dev             # SHA-256 (OpenSSL libcrypto) of teacher files, checked on resume
   libtorch-dev           # LibTorch 1.13 (CPU), CMake config included
   libopenblas0-pthread   # makes LibTorch's BLAS calls ~15x faster than the reference BLAS it uses by default
   libgloo-dev            # the Gloo headers Debian's LibTorch lacks, for multi-process training

@@ -3,6 +3,7 @@
 // per-noise-level stats and FD lines (tiny golden teacher, a few steps, float32 on CPU).
 #include "pidistill/io/safetensors.h"
 #include "pidistill/util/checkpoint.h"
+#include "pidistill/util/files.h"
 #include "pidistill/util/seeds.h"
 #include "test_cli_util.h"
 #include "test_common.h"
@@ -282,6 +283,55 @@ TEST(CliDistill, DenoiseStudentAtInitialisationMatchesGolden) {
   const auto r = run_cli("denoise --student --net " + quoted(kTeacher) + " --in " + quoted(bad) + " --out " +
                          quoted(scratch_dir() + "/student_bad_out.safetensors"));
   EXPECT_ONE_LINE_ERROR(r);
+}
+
+}  // namespace
+}  // namespace pidistill::test
+
+namespace pidistill::test {
+namespace {
+
+TEST(CliDistill, ResumeHygiene) {
+  // A copy of the teacher under a relative path, in a folder of its own.
+  const std::string home = scratch_dir() + "/hygiene";
+  fs::create_directories(home + "/work");
+  fs::copy_file(kTeacher, home + "/work/teacher.safetensors");
+  const std::string out = home + "/runs";
+  // Started from home/work with a relative teacher path (run_cli runs in the test's own folder).
+  const std::string cmd =
+      "cd " + test::quoted(home + "/work") + " && '" + std::string(PIDISTILL_CLI) +
+      "' distill --teacher teacher.safetensors --loss l2 --batch 2 --seed 1 --log-every 1 "
+      "--snap-every 1 --grid-every 0 --grid-seeds 0-1 --threads 1 --quiet --steps 3 --outdir " +
+      test::quoted(out) + " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string run = only_run_dir(out);
+  ASSERT_TRUE(fs::exists(run + "/training-state-000003.safetensors"));
+  CliResult r;
+  // A log line for a step after the checkpoint, as an interruption between log and checkpoint leaves it.
+  append_line(run + "/stats.jsonl", R"({"step": 4, "loss": 1})");
+  // Resumed from another folder: the relative teacher path is found through the checkpoint.
+  r = run_cli("distill --resume " + test::quoted(run + "/training-state-000003.safetensors") +
+              " --steps 5 --threads 1 --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(run + "/training-state-000003.safetensors")) << "the resumed-from checkpoint stays";
+  EXPECT_TRUE(fs::exists(run + "/training-state-000005.safetensors"));
+  std::ifstream in(run + "/stats.jsonl");
+  std::vector<int64_t> steps;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss_bins")) steps.push_back(j.at("step").get<int64_t>());
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5})) << "no step logged twice";
+  // The teacher file changed under the run: resuming is refused, naming it.
+  {
+    TensorFile t = read_safetensors(home + "/work/teacher.safetensors");
+    t.tensors[0].second = t.tensors[0].second + 1;
+    write_safetensors(home + "/work/teacher.safetensors", t.tensors, t.metadata);
+  }
+  r = run_cli("distill --resume " + test::quoted(run + "/training-state-000005.safetensors") +
+              " --steps 6 --threads 1 --quiet");
+  EXPECT_ONE_LINE_ERROR(r);
+  EXPECT_NE(r.output.find("teacher file changed"), std::string::npos) << r.output;
 }
 
 }  // namespace

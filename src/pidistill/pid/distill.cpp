@@ -17,6 +17,7 @@
 #include "pidistill/util/image_io.h"
 #include "pidistill/util/progress.h"
 #include "pidistill/util/seeds.h"
+#include "pidistill/util/sha256.h"
 #include "pidistill/util/stop_signal.h"
 
 #include <ATen/ATen.h>
@@ -95,6 +96,10 @@ DistillOptions resolve_options(const DistillRun& run) {
                              "; hint: only steps, minutes and the logging and --fd-* options may change");
     }
     o = distill_options_from_json(saved_j.dump());
+    // A run started with a relative teacher path can be resumed from another folder: the checkpoint records
+    // where that path pointed.
+    const std::string teacher_abs = state.value("teacher_abs", std::string());
+    if (!fs::exists(o.teacher) && !teacher_abs.empty() && fs::exists(teacher_abs)) o.teacher = teacher_abs;
   }
   if (o.teacher.empty()) fail("--teacher", "a teacher network file is required");
   validate(o);
@@ -168,6 +173,10 @@ DistillResult distill(const DistillRun& run) {
   double elapsed_before = 0;
   double fd_seconds = 0;  // wall time spent measuring FD, all invocations: train_minutes leaves it out
 
+  // What the run depends on, checked on resume: another file under the same name would silently change the
+  // target.
+  const std::string teacher_sha = sha256_file(o.teacher);
+  DistillResult result;
   std::string run_dir;
   if (!run.resume.empty()) {
     TensorFile ckpt = load_checkpoint(run.resume, kKind);
@@ -183,8 +192,18 @@ DistillResult distill(const DistillRun& run) {
     fd_seconds = state.value("fd_s", 0.0);
     if (sampler.mode == IndexSampling::Loss)
       sampler.load_state(ckpt.get("index_sampling.loss_ema"), run.resume + " (index_sampling.loss_ema)");
+    const std::string saved_sha = state.value("teacher_sha256", std::string());
+    if (!saved_sha.empty() && saved_sha != teacher_sha)
+      fail(o.teacher, "the teacher file changed since the run started (sha256 " + saved_sha.substr(0, 12) +
+                          "..., now " + teacher_sha.substr(0, 12) +
+                          "...); hint: resume with the teacher it was "
+                          "started with, or start a new run");
     run_dir = fs::path(run.resume).parent_path().string();
     if (run_dir.empty()) run_dir = ".";
+    // The checkpoint resumed from is replaced by the next one (only the newest is kept), and the log lines of
+    // steps after it, written before an interruption, are dropped: those steps are trained again.
+    result.checkpoint_path = run.resume;
+    drop_lines_after_step(run_dir + "/stats.jsonl", step);
   } else {
     char desc[128];
     std::snprintf(desc, sizeof desc, "pid-%s-N%lld-batch%lld", o.loss.c_str(), static_cast<long long>(o.N),
@@ -193,8 +212,6 @@ DistillResult distill(const DistillRun& run) {
     write_file_atomic(run_dir + "/training_options.json", to_json(o) + "\n");
   }
   const std::string stats_path = run_dir + "/stats.jsonl";
-
-  DistillResult result;
   result.run_dir = run_dir;
 
   auto save_state = [&](double elapsed) {
@@ -208,6 +225,8 @@ DistillResult distill(const DistillRun& run) {
                   {"nonfinite_in_a_row", nonfinite_row},
                   {"elapsed_s", elapsed},
                   {"fd_s", fd_seconds},
+                  {"teacher_sha256", teacher_sha},
+                  {"teacher_abs", fs::absolute(o.teacher).lexically_normal().string()},
                   {"options", json::parse(to_json(o))}};
     const std::string path = run_dir + "/" + step_name("training-state-", step, ".safetensors");
     save_checkpoint(path, kKind, tensors, state.dump());
@@ -250,8 +269,11 @@ DistillResult distill(const DistillRun& run) {
 
   auto export_student = [&]() {
     const double rate = export_rate(o, step);
-    std::map<std::string, std::string> meta = {
-        {"teacher", o.teacher}, {"loss", o.loss}, {"N", std::to_string(o.N)}, {"step", std::to_string(step)}};
+    std::map<std::string, std::string> meta = {{"teacher", o.teacher},
+                                               {"teacher_sha256", teacher_sha},
+                                               {"loss", o.loss},
+                                               {"N", std::to_string(o.N)},
+                                               {"step", std::to_string(step)}};
     meta["ema"] = rate > 0 ? json(rate).dump() : "none (raw student weights)";
     const std::string path = run_dir + "/student-final.safetensors";
     save_student(path, exported_student(), loaded.precond, meta);
@@ -261,7 +283,8 @@ DistillResult distill(const DistillRun& run) {
   const int64_t micro = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
   std::vector<int64_t> z_shape = {o.batch, tc.img_channels, tc.img_resolution, tc.img_resolution};
   Progress progress("distill", o.steps, "step", run.show_progress, /*start_done=*/step);
-  if (o.minutes > 0) progress.set_time_limit(o.minutes * 60);  // the ETA of whichever limit ends the run first
+  if (o.minutes > 0)
+    progress.set_time_limit(o.minutes * 60);  // the ETA of whichever limit ends the run first
   double log_loss = 0, log_grad = 0;
   int64_t log_count = 0;
   LossBinTally log_bins;  // per-noise-level losses of the finite steps since the last stats line

@@ -3,6 +3,8 @@
 
 #include "pidistill/util/error.h"
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,6 +143,23 @@ std::string make_run_dir(const std::string& outdir, const std::string& desc) {
     fail(run_dir.string(),
          "cannot create run folder" + (ec ? ": " + ec.message() : std::string(" (already exists)")));
   return run_dir.string();
+}
+
+void drop_lines_after_step(const std::string& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+        j["step"].get<int64_t>() > step) {
+      dropped = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped) write_file_atomic(path, kept);
 }
 
 void append_line(const std::string& path, const std::string& line) {

@@ -21,6 +21,11 @@ void require_regular_file(const std::string& path);
 // Creates it and returns its path.
 std::string make_run_dir(const std::string& outdir, const std::string& desc);
 
+// Rewrites a JSON-lines log (atomically) without the lines whose "step" is above `step`: a run resumed from
+// the checkpoint of that step logs the later steps again. Lines without a step, or unparsable, are kept. No
+// file: no-op.
+void drop_lines_after_step(const std::string& path, int64_t step);
+
 // Appends one line (a JSON object) to PATH, flushed at once so a crash loses nothing already logged.
 void append_line(const std::string& path, const std::string& line);
 
