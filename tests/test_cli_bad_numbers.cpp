@@ -1,5 +1,11 @@
 // Numbers a user mistypes are refused in one line instead of being silently replaced or wrapped around.
+#include "pidistill/io/safetensors.h"
 #include "test_cli_util.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
 
 namespace pidistill::test {
 namespace {
@@ -28,6 +34,15 @@ TEST(CliBadNumbers, AreOneLineErrors) {
   expect_refused("train --data " + kData + " --blocks -1 --dry-run", "--blocks");
   expect_refused("train --data " + kData + " --pad -1 --dry-run", "--pad");
   expect_refused("train --data " + kData + " --lr inf --dry-run", "--lr");
+  // denoise at sigma 0, -1, NaN or inf used to exit 0 with all-NaN output.
+  for (double sigma : {0.0, -1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    const std::string in = scratch_dir() + "/sigma.safetensors";
+    write_safetensors(in,
+                      {{"x", at::zeros({2, 1, 32, 32})}, {"sigma", at::tensor({1.0, sigma}, at::kFloat)}});
+    expect_refused("denoise --net " + test::quoted(kTeacher) + " --in " + test::quoted(in) + " --out " +
+                       test::quoted(scratch_dir() + "/d.safetensors"),
+                   "'sigma' must hold finite noise levels > 0");
+  }
 }
 
 }  // namespace

@@ -23,8 +23,9 @@ struct DenoiseOptions {
   std::string precond;  // edm | vp | ve; empty = the net file's precond metadata, else edm
   bool f64 = false;     // compute and write in float64 instead of float32
   bool raw = false;     // evaluate the raw network F(x_in, noise_labels) instead of D(x, sigma)
-  bool student = false; // evaluate the PID student x_theta(z, t) (a teacher file: the student at initialisation)
-  NetOptions arch;      // the architecture, when the net file does not describe it
+  bool student =
+      false;        // evaluate the PID student x_theta(z, t) (a teacher file: the student at initialisation)
+  NetOptions arch;  // the architecture, when the net file does not describe it
 };
 
 // The input tensor `name` in the compute dtype, or an undefined tensor when optional and absent.
@@ -79,6 +80,9 @@ void run_denoise(const DenoiseOptions& o) {
     const at::Tensor x = input(in, "x", dtype);          // [N, C, H, W]
     const at::Tensor sigma = input(in, "sigma", dtype);  // [N], [1] or []
     check_inputs(in, loaded.config, "x", x, class_labels, augment_labels);
+    // Why: D at sigma <= 0, NaN or inf is all NaN (c_in, c_noise divide by or log sigma); say so instead.
+    if (sigma.numel() == 0 || !(sigma > 0).all().item<bool>() || !at::isfinite(sigma).all().item<bool>())
+      fail(o.in, "tensor 'sigma' must hold finite noise levels > 0");
     Precond precond(loaded.net, precond_type);
     set_precond_constants(precond, loaded.metadata);  // e.g. an EDM pickle's beta_d, sigma_data
     out.emplace_back("D", precond.forward(x, sigma, class_labels, augment_labels).D);
@@ -86,7 +90,9 @@ void run_denoise(const DenoiseOptions& o) {
   write_safetensors(o.out, out,
                     {{"net", o.net},
                      {"input", o.in},
-                     {"precond", o.student ? "pid student" : o.raw ? "none (raw F)" : precond_name},
+                     {"precond", o.student ? "pid student"
+                                 : o.raw   ? "none (raw F)"
+                                           : precond_name},
                      {"dtype", o.f64 ? "F64" : "F32"}});
   std::cout << "wrote " << o.out << " (" << out[0].first << " " << shape_string(out[0].second) << ", "
             << (o.f64 ? "F64" : "F32") << ")\n";
@@ -109,9 +115,10 @@ void add_denoise_command(CLI::App& app) {
                   "Preconditioning: edm | vp | ve (default: the net file's, else edm)");
   cmd->add_flag("--f64", o->f64, "Compute and write in float64 (default float32)");
   cmd->add_flag("--raw", o->raw, "Evaluate the raw network F(x_in, noise_labels) instead of D(x, sigma)");
-  cmd->add_flag("--student", o->student,
-                "Evaluate the PID student x_theta(z, t [, class_labels]) -> x_theta; a teacher file gives the "
-                "student at initialisation")
+  cmd->add_flag(
+         "--student", o->student,
+         "Evaluate the PID student x_theta(z, t [, class_labels]) -> x_theta; a teacher file gives the "
+         "student at initialisation")
       ->excludes("--raw");
   add_net_options(*cmd, o->arch);
   cmd->callback([o] { run_denoise(*o); });
