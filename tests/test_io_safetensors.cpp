@@ -240,3 +240,10 @@ TEST(Files, MakeRunDirNumbersAndAppendLine) {
   EXPECT_EQ(read_file(a + "/log.jsonl"), "{\"step\": 1}\n{\"step\": 2}\n");
   expect_error([&] { read_file(a + "/missing"); }, {a + "/missing", "no such file"});
 }
+
+TEST(Errors, ControlCharactersCannotForgeLinesOrDriveTheTerminal) {
+  // A tensor name with a newline and an escape sequence, as a hostile file may carry.
+  expect_error([] { fail("evil.safetensors", "no tensor 'a\nerror: all good\x1b[2J'"); },
+               {"evil.safetensors", "\\x0a", "\\x1b"});
+  EXPECT_EQ(printable("ok\tline\r"), "ok\\x09line\\x0d");
+}

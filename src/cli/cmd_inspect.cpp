@@ -4,6 +4,7 @@
 #include "pidistill/io/edm_pickle.h"
 #include "pidistill/io/torch_pickle.h"
 #include "pidistill/nets/net_file.h"
+#include "pidistill/util/error.h"
 
 #include <ATen/ATen.h>
 
@@ -21,8 +22,8 @@ struct InspectOptions {
 };
 
 void print_tensor_line(const std::pair<std::string, at::Tensor>& named) {
-  std::cout << "  " << named.first << " " << dtype_name(named.second) << " " << shape_string(named.second)
-            << "\n";
+  std::cout << "  " << printable(named.first) << " " << dtype_name(named.second) << " "
+            << shape_string(named.second) << "\n";
 }
 
 void print_tensors(const NamedTensors& tensors, bool all) {
@@ -58,12 +59,13 @@ void print_edm(const EdmPickle& edm, const std::optional<NetConfig>& config_over
   for (const at::Tensor& p : loaded.net->parameters()) parameters += p.numel();
   std::cout << "format: " << edm.format << " with EDM persistent objects (read as data; no code is run)\n"
             << "top-level keys:\n";
-  for (const auto& [key, what] : edm.top_level) std::cout << "  " << key << ": " << what << "\n";
+  for (const auto& [key, what] : edm.top_level)
+    std::cout << "  " << printable(key) << ": " << printable(what) << "\n";
   std::cout << "network: " << (edm.network_key.empty() ? "(the file)" : "'" + edm.network_key + "'") << " = "
             << edm.precond_class << "(" << edm.model_class << ")\n"
             << "init_kwargs: " << edm.init_kwargs << "\n"
             << "precond: " << edm.precond << " (" << edm.precond_class << ")";
-  for (const auto& [k, v] : edm.constants) std::cout << " " << k << "=" << v;
+  for (const auto& [k, v] : edm.constants) std::cout << " " << printable(k) << "=" << v;
   std::cout << "\n"
             << "use_fp16: " << (edm.use_fp16 ? "true" : "false")
             << " (recorded; pidistill computes in float32 on CPU)\n"
@@ -110,7 +112,7 @@ void run_inspect(const InspectOptions& o) {
   std::cout << "metadata:\n";
   for (const auto& [key, value] : file.metadata)
     if (!described || (key != "config" && key != "precond"))
-      std::cout << "  " << key << ": " << value << "\n";
+      std::cout << "  " << printable(key) << ": " << printable(value) << "\n";
 }
 
 }  // namespace

@@ -1,12 +1,16 @@
 // pidistill: distil EDM diffusion models into one-step generators (Physics Informed Distillation).
 #include "cli/commands.h"
+#include "pidistill/util/error.h"
 #include "pidistill/util/threads.h"
 
 #include <iostream>
 #include <string>
 
-// Library errors may carry a backtrace after the first line (c10::Error does); the user needs the sentence.
-static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+// Library errors may carry a backtrace after the first line (c10::Error does); the user needs the sentence,
+// as printable text.
+static std::string first_line(const std::string& text) {
+  return pidistill::printable(text.substr(0, text.find('\n')));
+}
 
 int main(int argc, char** argv) {
   CLI::App app{
