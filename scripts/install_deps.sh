@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libstb-dev libgtest-dev
   python3-numpy          # tests: npz files we write load in numpy
   python3-matplotlib     # scripts/plot_*.py: the PNG plots of docs/RESULTS.md
+  python3-torch          # tests: exported .pt files load in Python's torch.load (skipped without it);
+                         # also the PyTorch reference timings of the performance work
   dataset-fashion-mnist  # a small real data set for the demo and the data tests
 )
 missing=()
