@@ -60,7 +60,8 @@ void run_compare(const CompareOptions& o) {
     labels = at::one_hot(at::tensor(classes, at::kLong), c.label_dim).to(at::kDouble);
   }
   at::NoGradGuard no_grad;
-  Precond teacher(teacher_file.net, precond_from_string(teacher_file.precond));
+  auto teacher_precond = precond_for(teacher_file);  // the file's type and constants
+  Precond& teacher = *teacher_precond;
   SamplerConfig sampler;
   sampler.num_steps = o.steps;
   const int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(seeds.size()))));

@@ -44,7 +44,8 @@ void run_trajectory(const TrajectoryOptions& o) {
                           std::to_string(student.constants.T) + "]");
   const std::vector<int64_t> seeds = parse_seeds(o.seeds);
   at::Tensor z = latents_for_seeds(seeds, c.img_channels, c.img_resolution);  // [S, C, H, W]
-  Precond teacher(teacher_file.net, precond_from_string(teacher_file.precond));
+  auto teacher_precond = precond_for(teacher_file);                           // the file's type and constants
+  Precond& teacher = *teacher_precond;
   std::vector<at::Tensor> ode = heun_at_times(teacher, z, {}, o.times, o.substeps);  // each [S, C, H, W] f64
 
   at::NoGradGuard no_grad;

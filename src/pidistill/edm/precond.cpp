@@ -19,9 +19,12 @@ PrecondType precond_from_string(const std::string& name) {
 
 std::string to_string(PrecondType type) {
   switch (type) {
-    case PrecondType::EDM: return "edm";
-    case PrecondType::VP: return "vp";
-    case PrecondType::VE: return "ve";
+    case PrecondType::EDM:
+      return "edm";
+    case PrecondType::VP:
+      return "vp";
+    case PrecondType::VE:
+      return "ve";
   }
   return "edm";
 }
@@ -40,17 +43,18 @@ at::ScalarType net_dtype(const UNet& net) {
 }
 }  // namespace
 
-PrecondOutput Precond::forward(const at::Tensor& x_in, const at::Tensor& sigma_in, const at::Tensor& class_labels_in,
-                               const at::Tensor& augment_labels) {
-  // Why: EDM casts to float32 here; we cast to the network's dtype so a float64 network runs purely in float64.
+PrecondOutput Precond::forward(const at::Tensor& x_in, const at::Tensor& sigma_in,
+                               const at::Tensor& class_labels_in, const at::Tensor& augment_labels) {
+  // Why: EDM casts to float32 here; we cast to the network's dtype so a float64 network runs purely in
+  // float64.
   const auto dtype = net_dtype(*net);
-  auto x = x_in.to(dtype);                                // x: [B, C, H, W]
+  auto x = x_in.to(dtype);                                             // x: [B, C, H, W]
   auto sigma = sigma_in.to(x.device(), dtype).reshape({-1, 1, 1, 1});  // sigma: [B or 1, 1, 1, 1]
   const int64_t L = net->config.label_dim;
   at::Tensor class_labels;
   if (L) {
     class_labels = class_labels_in.defined() ? class_labels_in.to(dtype).reshape({-1, L})  // [B, L]
-                                             : at::zeros({1, L}, x.options());            // broadcast over the batch
+                                             : at::zeros({1, L}, x.options());  // broadcast over the batch
   }
   at::Tensor c_skip, c_out, c_in, c_noise;
   if (type == PrecondType::EDM) {
@@ -63,7 +67,8 @@ PrecondOutput Precond::forward(const at::Tensor& x_in, const at::Tensor& sigma_i
     c_out = -sigma;
     c_in = rdiv(1, (sigma.pow(2) + 1).sqrt());
     // sigma_inv(sigma) = (sqrt(beta_min^2 + 2 beta_d ln(1 + sigma^2)) - beta_min) / beta_d
-    auto sigma_inv = (((sigma.pow(2) + 1).log() * (2 * beta_d) + beta_min * beta_min).sqrt() - beta_min) / beta_d;
+    auto sigma_inv =
+        (((sigma.pow(2) + 1).log() * (2 * beta_d) + beta_min * beta_min).sqrt() - beta_min) / beta_d;
     c_noise = sigma_inv * (M - 1);
   } else {
     c_out = sigma;
@@ -71,7 +76,7 @@ PrecondOutput Precond::forward(const at::Tensor& x_in, const at::Tensor& sigma_i
   }
   PrecondOutput out;
   out.model_in = c_in.defined() ? c_in * x : x;  // VE: c_in = 1
-  out.noise_labels = c_noise.flatten();           // [B or 1]
+  out.noise_labels = c_noise.flatten();          // [B or 1]
   out.F = net->forward(out.model_in, out.noise_labels, class_labels, augment_labels).to(dtype);
   auto skip_part = c_skip.defined() ? c_skip * x : x;  // VP, VE: c_skip = 1
   out.D = skip_part + c_out * out.F;
@@ -119,6 +124,12 @@ void set_precond_constants(Precond& p, const std::map<std::string, std::string>&
     set("sigma_min", p.ve_sigma_min);
     set("sigma_max", p.ve_sigma_max);
   }
+}
+
+std::shared_ptr<Precond> precond_for(const LoadedNet& loaded) {
+  auto precond = std::make_shared<Precond>(loaded.net, precond_from_string(loaded.precond));
+  set_precond_constants(*precond, loaded.metadata);
+  return precond;
 }
 
 }  // namespace pidistill

@@ -119,7 +119,8 @@ DistillResult distill(const DistillRun& run) {
   teacher_net->to(device, dtype);
   teacher_net->eval();
   for (auto& p : teacher_net->parameters()) p.set_requires_grad(false);
-  Precond teacher(teacher_net, precond_from_string(loaded.precond));
+  auto teacher_precond = precond_for(loaded);  // the file's type and constants (an EDM pickle's)
+  Precond& teacher = *teacher_precond;
   const NetConfig& tc = loaded.config;
   const int64_t label_dim = tc.label_dim;
   if (o.cond && label_dim == 0)

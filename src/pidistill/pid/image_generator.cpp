@@ -26,7 +26,7 @@ ImageGenerator make_image_generator(const LoadedNet& loaded, const GeneratorOpti
   }
   if (o.t != 0)
     fail("--t", "only a PID student file (pidistill distill's student-final.safetensors) takes --t");
-  auto precond = std::make_shared<Precond>(loaded.net, precond_from_string(loaded.precond));
+  auto precond = precond_for(loaded);  // the file's type and constants
   auto gen = std::make_shared<at::Generator>(at::detail::createCPUGenerator(o.churn_seed));
   SamplerConfig config = o.sampler;
   g.sample = [precond, gen, config](const at::Tensor& latents, const at::Tensor& labels) {
