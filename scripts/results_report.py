@@ -101,7 +101,17 @@ def main(jsonl, md_path, cpu):
     if conv:
         w("## Convergence: one-call FD-FMNIST against training time\n")
         w("From `scripts/convergence.sh` (each recipe trained in segments with bit-identical `--resume`, the "
-          "exported student measured after each segment, same images and seeds as above).\n")
+          "exported student measured after each segment, same images and seeds as above). Both recipes use the "
+          "bundled teacher, `--loss l2 --batch 32 --lr 2e-4`, one thread each, and ran at the same time on the "
+          "2-core machine (with the teacher measurements above and builds beside them), so a minute here is a "
+          "shared-machine minute: the steps column is the fair axis. `paper-l2-N250` at 10 minutes is the recipe "
+          "of `make demo` (its default `DEMO_MINUTES=10`, L2, batch 32, N = 250).\n")
+        w("| recipe | options |")
+        w("| --- | --- |")
+        for recipe in sorted({c["recipe"] for c in conv}):
+            opts = next(c.get("options", "") for c in conv if c["recipe"] == recipe)
+            w(f"| {recipe} | `{opts}` |")
+        w("")
         w("| recipe | minutes | steps | FD-FMNIST | precision | recall |")
         w("| --- | ---: | ---: | ---: | ---: | ---: |")
         for c in sorted(conv, key=lambda c: (c["recipe"], c["minutes"])):
@@ -109,6 +119,20 @@ def main(jsonl, md_path, cpu):
               f"{fmt(c.get('recall'))} |")
         w("")
         w(f"![FD-FMNIST against minutes]({rel}/fd_vs_minutes.png)\n")
+        for f in sorted(os.listdir(res_dir)):
+            if f.startswith("loss_bins-") and f.endswith(".png"):
+                recipe = f[len("loss_bins-"):-4]
+                w(f"**Loss per grid bin, {recipe}** (bin 0: t near 80, bin 7: t near 0.002; "
+                  f"`scripts/plot_stats.py runs/convergence/{recipe}/*/stats.jsonl {rel}/{f}`):\n")
+                w(f"![loss per bin]({rel}/{f})\n")
+        for f in sorted(os.listdir(res_dir)):
+            if f.startswith("trajectory-") and f.endswith(".png"):
+                recipe = f[len("trajectory-"):-4]
+                w(f"**Trajectory, {recipe}**: per seed, the student x_theta(z, t) (one call per column) above the "
+                  "teacher's Heun trajectory, at t = 80, 20, 5, 1, 0.2, 0.002, each column scaled by 1/sqrt(1 + t^2) "
+                  f"(`pidistill trajectory --student runs/convergence/{recipe}/*/student-final.safetensors "
+                  f"--teacher models/fashion-mnist-ddpmpp-teacher.safetensors --seeds 0-3 --out {rel}/{f}`):\n")
+                w(f"![trajectory]({rel}/{f})\n")
     open(md_path, "w").write("\n".join(out) + "\n")
 
 
