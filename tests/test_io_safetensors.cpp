@@ -247,3 +247,16 @@ TEST(Errors, ControlCharactersCannotForgeLinesOrDriveTheTerminal) {
                {"evil.safetensors", "\\x0a", "\\x1b"});
   EXPECT_EQ(printable("ok\tline\r"), "ok\\x09line\\x0d");
 }
+
+TEST(Safetensors, DeeplyNestedHeaderValueIsAnErrorNotACrash) {
+  // A shape entry nested 100,000 arrays deep: building the error message once recursed through it.
+  const std::string dir = temp_dir("deep");
+  const std::string nested = std::string(100000, '[') + std::string(100000, ']');
+  const std::string header = R"({"x":{"dtype":"F32","shape":[)" + nested + R"(],"data_offsets":[0,4]}})";
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) bytes[i] = char((n >> (8 * i)) & 0xff);
+  bytes += header + std::string(4, '\0');
+  { std::ofstream(dir + "/deep.safetensors", std::ios::binary) << bytes; }
+  expect_error([&] { read_safetensors(dir + "/deep.safetensors"); }, {"deep.safetensors", "shape entry"});
+}

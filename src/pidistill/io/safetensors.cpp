@@ -19,7 +19,8 @@ namespace {
 
 using ordered_json = nlohmann::ordered_json;
 
-// Why a cap: a corrupt length must not make us allocate gigabytes for a "header" (the reference reader caps at 100 MB).
+// Why a cap: a corrupt length must not make us allocate gigabytes for a "header" (the reference reader caps
+// at 100 MB).
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
 struct DtypeName {
@@ -27,8 +28,9 @@ struct DtypeName {
   at::ScalarType type;
 };
 constexpr DtypeName kDtypes[] = {
-    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16}, {"I64", at::kLong},
-    {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},   {"U8", at::kByte},       {"BOOL", at::kBool},
+    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16},
+    {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
+    {"U8", at::kByte},    {"BOOL", at::kBool},
 };
 
 at::ScalarType dtype_from_name(const std::string& path, const std::string& tensor, const std::string& name) {
@@ -41,7 +43,8 @@ at::ScalarType dtype_from_name(const std::string& path, const std::string& tenso
 const char* dtype_name(const std::string& path, const std::string& tensor, at::ScalarType type) {
   for (const auto& d : kDtypes)
     if (type == d.type) return d.name;
-  fail(path, "tensor '" + tensor + "': dtype " + std::string(c10::toString(type)) + " cannot be stored in safetensors");
+  fail(path, "tensor '" + tensor + "': dtype " + std::string(c10::toString(type)) +
+                 " cannot be stored in safetensors");
 }
 
 uint64_t read_u64_le(const char* p) {
@@ -50,10 +53,17 @@ uint64_t read_u64_le(const char* p) {
   return v;
 }
 
+// A JSON value as an error message shows it: scalars as written, containers by kind only, because dump()
+// recurses and a hostile header can nest arrays deep enough to overflow the stack.
+std::string describe(const ordered_json& v) {
+  if (v.is_primitive()) return v.dump();
+  return std::string("a JSON ") + v.type_name() + " of " + std::to_string(v.size()) + " entries";
+}
+
 // A JSON value that must be a non-negative integer; `what` names it in the error.
 uint64_t as_size(const std::string& path, const std::string& what, const ordered_json& v) {
   if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-    fail(path, what + " must be a non-negative integer, got " + v.dump());
+    fail(path, what + " must be a non-negative integer, got " + describe(v));
   return v.get<uint64_t>();
 }
 
@@ -90,11 +100,13 @@ Entry parse_entry(const std::string& path, const std::string& name, const ordere
   e.begin = as_size(path, where + " data_offsets[0]", off[0]);
   e.end = as_size(path, where + " data_offsets[1]", off[1]);
   if (e.end < e.begin)
-    fail(path, where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] end before begin");
+    fail(path, where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                   "] end before begin");
   uint64_t itemsize = at::elementSize(e.type);
   if (overflow || numel > UINT64_MAX / itemsize || numel * itemsize != e.end - e.begin)
-    fail(path, where + ": shape " + v["shape"].dump() + " x " + std::to_string(itemsize) + " bytes does not match " +
-                   "data_offsets span of " + std::to_string(e.end - e.begin) + " bytes");
+    fail(path, where + ": shape " + v["shape"].dump() + " x " + std::to_string(itemsize) +
+                   " bytes does not match " + "data_offsets span of " + std::to_string(e.end - e.begin) +
+                   " bytes");
   return e;
 }
 
@@ -121,18 +133,22 @@ TensorFile read_safetensors(const std::string& path) {
   const std::string bytes = read_file(path);
   const uint64_t file_size = bytes.size();
   if (file_size < 8)
-    fail(path, "truncated: " + std::to_string(file_size) + " bytes, too short for the 8-byte header length (not a safetensors file?)");
+    fail(path, "truncated: " + std::to_string(file_size) +
+                   " bytes, too short for the 8-byte header length (not a safetensors file?)");
   const uint64_t header_len = read_u64_le(bytes.data());
   if (header_len > file_size - 8)
     fail(path, "header length " + std::to_string(header_len) + " at byte 0 goes beyond the file size " +
                    std::to_string(file_size) + " (truncated or not a safetensors file)");
-  if (header_len > kMaxHeaderBytes) fail(path, "header length " + std::to_string(header_len) + " is implausibly large");
+  if (header_len > kMaxHeaderBytes)
+    fail(path, "header length " + std::to_string(header_len) + " is implausibly large");
 
   ordered_json header;
   try {
-    header = ordered_json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
+    header =
+        ordered_json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
   } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("invalid JSON header (bytes 8..") + std::to_string(8 + header_len) + "): " + e.what());
+    fail(path,
+         std::string("invalid JSON header (bytes 8..") + std::to_string(8 + header_len) + "): " + e.what());
   }
   if (!header.is_object()) fail(path, "JSON header must be an object mapping tensor names to entries");
 
@@ -161,11 +177,12 @@ TensorFile read_safetensors(const std::string& path) {
   std::string prev_name;
   for (const auto& e : entries) {
     if (e.end > data_size)
-      fail(path, "tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
-                     "] go beyond the data section of " + std::to_string(data_size) + " bytes (truncated file?)");
+      fail(path, "tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " +
+                     std::to_string(e.end) + "] go beyond the data section of " + std::to_string(data_size) +
+                     " bytes (truncated file?)");
     if (e.begin < prev_end)
-      fail(path, "tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
-                     "] overlap tensor '" + prev_name + "'");
+      fail(path, "tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " +
+                     std::to_string(e.end) + "] overlap tensor '" + prev_name + "'");
     if (e.end > e.begin) {
       prev_end = e.end;
       prev_name = e.name;
@@ -196,7 +213,8 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
     const char* dtype = dtype_name(path, name, tensor.scalar_type());
     at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
     uint64_t nbytes = static_cast<uint64_t>(t.numel()) * t.element_size();
-    header[name] = {{"dtype", dtype}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
+    header[name] = {
+        {"dtype", dtype}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     data.push_back(std::move(t));
   }
