@@ -29,6 +29,8 @@ std::string case_name(const Case& c) {
     if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return name;
 }
+// gtest prints a parameter in the test list, and CTest copies that into every test's name: keep it short.
+void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
 
 // Runs the case at one precision and compares with the golden file of that precision.
 void check(const Case& c, bool f64) {

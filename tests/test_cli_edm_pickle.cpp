@@ -27,6 +27,8 @@ struct Case {
   std::string precond;  // edm | vp
   bool cond;            // class labels in the io file
 };
+// gtest prints a parameter in the test list, and CTest copies that into every test's name: keep it short.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 const std::vector<Case> kCases = {
     {"vp_pkl", "edm_pkl_ddpmpp_vp.pkl", "edm_pkl_ddpmpp_vp", "vp", false},

@@ -47,6 +47,10 @@ struct LossCase {
   std::string distance;
   at::ScalarType dtype;
 };
+// gtest prints a parameter in the test list, and CTest copies that into every test's name: keep it short.
+void PrintTo(const LossCase& c, std::ostream* os) {
+  *os << c.distance << (c.dtype == at::kDouble ? "_f64" : "_f32");
+}
 
 class PidLossGolden : public ::testing::TestWithParam<LossCase> {};
 
