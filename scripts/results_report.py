@@ -37,6 +37,10 @@ def main(jsonl, md_path, cpu):
     for r in rows:
         if r["kind"] == "student":
             ax.plot([1], [r["result"]["fd"]], "*", markersize=12, label=r["row"])
+    for recipe in sorted({c["recipe"] for c in conv}):  # each convergence recipe's latest student
+        last = max((c for c in conv if c["recipe"] == recipe), key=lambda c: c["minutes"])
+        ax.plot([1], [last["fd"]], "*", markersize=12,
+                label=f"student {recipe}, {last['minutes']:.0f} min ({last['steps']} steps)")
         if r["kind"] == "floor":
             ax.axhline(r["result"]["fd"], color="gray", lw=0.8, ls=":", label=r["row"])
     ax.set_xscale("log", base=2)
@@ -68,8 +72,10 @@ def main(jsonl, md_path, cpu):
     out = []
     w = out.append
     w("# Results\n")
+    total_min = sum(r["result"].get("seconds", 0) for r in rows) / 60
     w("Measured on this project's CPU machine (" + cpu + "); regenerate with `scripts/results.sh` "
-      "(about 40 minutes on one core; `RESULTS_IMAGES`, `THREADS` set the size). Every number below comes from "
+      f"(this table took {total_min:.0f} minutes of one core shared with two training runs; `RESULTS_IMAGES` and "
+      "`THREADS` set the size). Every number below comes from "
       "`pidistill fid` and is stored with its full JSON line in [results/results.jsonl](results/results.jsonl).\n")
     w("**Metric.** FD-FMNIST: the Fréchet distance between Gaussians fitted to the 128 penultimate-layer "
       "features of the bundled Fashion-MNIST classifier (`models/fmnist-classifier.safetensors`, see "
