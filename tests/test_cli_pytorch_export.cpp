@@ -212,18 +212,6 @@ json.load(open(out[:-3] + '.json'))
 print('python torch', torch.__version__, 'read', len(sd), 'tensors,', loads, 'ways')
 )";
 
-CliResult run_command(const std::string& command) {
-  CliResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
 TEST(ExportCli, PythonTorchLoadReadsIt) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "Python check skipped: /usr/bin/python3 cannot import torch "

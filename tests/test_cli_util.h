@@ -16,11 +16,10 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `pidistill ARGS` through the shell; ARGS must be quoted by the caller where needed.
-inline CliResult run_cli(const std::string& args) {
-  const std::string command = std::string("'") + PIDISTILL_CLI + "' " + args + " 2>&1";
+// Runs a shell command; stdout and stderr together.
+inline CliResult run_command(const std::string& command) {
   CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return result;
   char buffer[4096];
   size_t n;
@@ -28,6 +27,11 @@ inline CliResult run_cli(const std::string& args) {
   const int status = pclose(pipe);
   result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Runs `pidistill ARGS` through the shell; ARGS must be quoted by the caller where needed.
+inline CliResult run_cli(const std::string& args) {
+  return run_command(std::string("'") + PIDISTILL_CLI + "' " + args);
 }
 
 // A fresh folder under the system temp dir, removed when the test process ends.
