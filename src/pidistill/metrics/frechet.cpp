@@ -80,8 +80,9 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b, const std:
          2.0 * tr_sqrt;
 }
 
-FeatureStats read_stats_npz(const std::string& path) {
-  const NamedTensors arrays = read_npz(path);
+FeatureStats read_stats_npz(const std::string& path) { return stats_from_arrays(read_npz(path), path); }
+
+FeatureStats stats_from_arrays(const NamedTensors& arrays, const std::string& path) {
   auto find = [&](const std::string& name) -> const at::Tensor* {
     for (const auto& [n, t] : arrays)
       if (n == name) return &t;
@@ -113,11 +114,15 @@ FeatureStats read_stats_npz(const std::string& path) {
   return s;
 }
 
-void write_stats_npz(const std::string& path, const FeatureStats& stats) {
+NamedTensors stats_to_arrays(const FeatureStats& stats, const std::string& path) {
   check_stats(path, "the", stats);
   NamedTensors arrays = {{"mu", cpu_double(stats.mu)}, {"sigma", cpu_double(stats.sigma)}};
   if (stats.count > 0) arrays.emplace_back("count", at::scalar_tensor(stats.count, at::kLong));  // 0-d int64
-  write_npz(path, arrays);
+  return arrays;
+}
+
+void write_stats_npz(const std::string& path, const FeatureStats& stats) {
+  write_npz(path, stats_to_arrays(stats, path));
 }
 
 }  // namespace pidistill
