@@ -75,15 +75,24 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
+namespace {
+
+// Error naming the path unless the mode is a regular file's (one wording for stat and fstat callers).
+void check_regular(const std::string& path, const struct stat& st) {
+  if (S_ISDIR(st.st_mode)) fail(path, "is a directory, not a file");
+  if (!S_ISREG(st.st_mode))
+    fail(path, "not a regular file (a FIFO, socket or device); hint: give a file on disk");
+}
+
+}  // namespace
+
 void require_regular_file(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) fail(path, "no such file");
     fail(path, "cannot open: " + errno_text());
   }
-  if (S_ISDIR(st.st_mode)) fail(path, "is a directory, not a file");
-  if (!S_ISREG(st.st_mode))
-    fail(path, "not a regular file (a FIFO, socket or device); hint: give a file on disk");
+  check_regular(path, st);
   if (::access(path.c_str(), R_OK) != 0) fail(path, "cannot read: " + errno_text());
 }
 
@@ -95,11 +104,14 @@ std::string read_file(const std::string& path, uint64_t max_bytes) {
     fail(path, std::string("cannot open for reading: ") + errno_text());
   }
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    const bool dir = S_ISDIR(st.st_mode);
+  if (::fstat(fd, &st) != 0) {
+    const std::string why = errno_text();
     ::close(fd);
-    if (dir) fail(path, "is a directory, not a file");
-    fail(path, "not a regular file (a FIFO, socket or device); hint: give a file on disk");
+    fail(path, "cannot stat: " + why);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    check_regular(path, st);
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > max_bytes) {
