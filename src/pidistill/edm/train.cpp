@@ -1,6 +1,6 @@
 #include "pidistill/edm/train.h"
 
-#include "pidistill/edm/ema.h"
+#include "pidistill/optim/ema_halflife.h"
 #include "pidistill/edm/sampler.h"
 #include "pidistill/nets/net_file.h"
 #include "pidistill/util/checkpoint.h"

@@ -1,7 +1,7 @@
 // EDM's training loop (training/training_loop.py) for one process on CPU or one GPU: Adam with a learning-rate
 // ramp-up, an EMA by half-life, gradient accumulation, seeded and resumable bit for bit, atomic checkpoints.
 #pragma once
-#include "pidistill/edm/adam.h"
+#include "pidistill/optim/adam.h"
 #include "pidistill/edm/edm_loss.h"
 #include "pidistill/edm/precond.h"
 #include "pidistill/nets/net_config.h"
