@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,7 @@ namespace {
 struct FakeSync : ProcessSync {
   int any_calls = 0;
   void sum_gradients(const std::vector<at::Tensor>&) override {}
+  void broadcast(const std::vector<at::Tensor>&) override {}
   void sum(std::vector<double>& values) override {
     for (double& x : values) x *= 2;
   }
@@ -184,8 +186,10 @@ TEST(RunLoop, BatchSlicesAndMicroBatches) {
 TEST(RunLoop, RunFilesKeepTheNewestCheckpointAndDropLaterLines) {
   const fs::path out = fs::temp_directory_path() / ("pidistill_test_run_loop_" + std::to_string(getpid()));
   fs::remove_all(out);
-  RunFiles files = RunFiles::create(out.string(), "test", "{}\n", /*writes_outputs=*/true);
-  EXPECT_TRUE(fs::exists(files.path("training_options.json")));
+  RunFiles files = RunFiles::create(out.string(), "test", R"({"batch": 8})", RunProcesses{}, 8);
+  std::ifstream options(files.path("training_options.json"));
+  const std::string text((std::istreambuf_iterator<char>(options)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "{\n  \"batch\": 8,\n  \"world_size\": 1,\n  \"batch_per_rank\": 8\n}\n");
   files.keep_newest_only = true;
   auto write = [](const std::string& path) { std::ofstream(path) << "x"; };
   files.checkpoint(numbered_name("state-", 1, ".bin"), write);
@@ -201,7 +205,7 @@ TEST(RunLoop, RunFilesKeepTheNewestCheckpointAndDropLaterLines) {
   for (std::string line; std::getline(in, line);) ++lines;
   EXPECT_EQ(lines, 2);  // step 3 is trained again
 
-  RunFiles silent = RunFiles::create(out.string(), "rank1", "{}\n", /*writes_outputs=*/false);
+  RunFiles silent = RunFiles::create(out.string(), "rank1", "{}", RunProcesses{1, 2, nullptr}, 8);
   EXPECT_TRUE(silent.dir().empty());
   silent.log("{}");  // no-op
   EXPECT_EQ(std::distance(fs::directory_iterator(out), fs::directory_iterator()), 1);

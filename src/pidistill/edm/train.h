@@ -47,7 +47,8 @@ struct TrainOptions {
   bool progress = true;        // Show the progress bar / tick lines on stderr.
 };
 
-std::string train_options_to_json(const TrainOptions& options);  // pretty JSON, EDM's names
+// The options as JSON under EDM's names: pretty (indent 2, training_options.json) or one line (indent -1).
+std::string train_options_to_json(const TrainOptions& options, int indent = 2);
 
 // The training images, held in memory as the datasets give them.
 struct TrainData {

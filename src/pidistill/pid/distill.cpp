@@ -97,8 +97,9 @@ DistillResult distill(const DistillRun& run) {
     char desc[128];
     std::snprintf(desc, sizeof desc, "pid-%s-N%lld-batch%lld", o.loss.c_str(), static_cast<long long>(o.N),
                   static_cast<long long>(o.batch));
-    files = RunFiles::create(o.outdir, desc, to_json(o) + "\n", processes.writes_outputs());
+    files = RunFiles::create(o.outdir, desc, to_json(o), processes, o.batch);
   }
+  processes.broadcast(trainer.replicated_state());  // no-op for one process
   files.keep_newest_only = true;
   DistillResult result;
   result.run_dir = files.dir();
@@ -143,13 +144,14 @@ DistillResult distill(const DistillRun& run) {
   int64_t last_logged = trainer.steps_done();
   loop.add(log_cadence, [&](const RunEvent& e) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - log.start).count();
-    nlohmann::json line = {{"step", e.position},
-                           {"loss", log.count ? log.loss / log.count : NAN},
-                           {"grad_norm", log.count ? log.grad / log.count : NAN},
-                           {"img_per_s", secs > 0 ? (e.position - last_logged) * o.batch / secs : 0.0},
-                           {"nonfinite_skipped", trainer.nonfinite().total},
-                           {"elapsed_s", elapsed_now()},
-                           {"N", last ? last->N : grid_size_at(e.position, o.N, o.N_start, o.N_refine_every)}};
+    nlohmann::json line = {
+        {"step", e.position},
+        {"loss", log.count ? log.loss / log.count : NAN},
+        {"grad_norm", log.count ? log.grad / log.count : NAN},
+        {"img_per_s", secs > 0 ? (e.position - last_logged) * o.batch / secs : 0.0},
+        {"nonfinite_skipped", trainer.nonfinite().total},
+        {"elapsed_s", elapsed_now()},
+        {"N", last ? last->N : grid_size_at(e.position, o.N, o.N_start, o.N_refine_every)}};
     nlohmann::json bin_means = nlohmann::json::array(), bin_counts = nlohmann::json::array();
     for (int b = 0; b < kLossBins; ++b) {
       bin_means.push_back(log.bins.count[b] ? nlohmann::json(log.bins.mean(b)) : nlohmann::json(nullptr));

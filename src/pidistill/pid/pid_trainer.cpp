@@ -67,6 +67,15 @@ Student student_from(const LoadedNet& teacher, const at::Device& device, at::Sca
 
 at::ScalarType dtype_of(const DistillOptions& o) { return o.f64 ? at::kDouble : at::kFloat; }
 
+// Teacher: frozen, eval mode, its own preconditioning (the file's type and constants, an EDM pickle's).
+std::shared_ptr<Precond> frozen_teacher(const LoadedNet& teacher, const at::Device& device,
+                                        at::ScalarType dtype) {
+  teacher.net->to(device, dtype);
+  teacher.net->eval();
+  for (auto& p : teacher.net->parameters()) p.set_requires_grad(false);
+  return precond_for(teacher);
+}
+
 }  // namespace
 
 PidTrainer::PidTrainer(DistillOptions options, const std::optional<NetConfig>& teacher_config,
@@ -74,14 +83,11 @@ PidTrainer::PidTrainer(DistillOptions options, const std::optional<NetConfig>& t
     : o_(std::move(options)),
       processes_(processes),
       loaded_(load_net(o_.teacher, teacher_config)),
-      teacher_((loaded_.net->to(at::Device(o_.device), dtype_of(o_)), precond_for(loaded_))),
+      teacher_(frozen_teacher(loaded_, at::Device(o_.device), dtype_of(o_))),
       student_(student_from(loaded_, at::Device(o_.device), dtype_of(o_))),
       gen_(at::detail::createCPUGenerator(o_.seed)) {
   const at::Device device(o_.device);
   const at::ScalarType dtype = dtype_of(o_);
-  // Teacher: frozen, eval mode, its own preconditioning (the file's type and constants).
-  loaded_.net->eval();
-  for (auto& p : loaded_.net->parameters()) p.set_requires_grad(false);
   const NetConfig& tc = loaded_.config;
   if (o_.cond && tc.label_dim == 0)
     fail("--cond", "the teacher " + o_.teacher + " is unconditional (label_dim 0)");
@@ -130,6 +136,13 @@ std::string PidTrainer::resume(const std::string& checkpoint) {
   return state.dump();
 }
 
+std::vector<at::Tensor> PidTrainer::replicated_state() const {
+  std::vector<at::Tensor> out = params_;
+  for (const auto& b : student_.F->buffers()) out.push_back(b);
+  for (const auto& average : ema_->averages) out.insert(out.end(), average.begin(), average.end());
+  return out;
+}
+
 const PidStepReport& PidTrainer::step(const std::function<void()>& before_abort) {
   const at::ScalarType dtype = dtype_of(o_);
   const at::Device device(o_.device);
@@ -138,7 +151,8 @@ const PidStepReport& PidTrainer::step(const std::function<void()>& before_abort)
   // Draw order fixed (z, indices, labels), whole global batch at once, so neither micro-batches nor the
   // number of processes change the draws.
   report_ = PidStepReport();
-  report_.N = grid_size_at(step_, o_.N, o_.N_start, o_.N_refine_every);  // a function of the step: resume-safe
+  report_.N =
+      grid_size_at(step_, o_.N, o_.N_start, o_.N_refine_every);  // a function of the step: resume-safe
   loss_config_.grid.N = report_.N;
   auto z = at::randn({o_.batch, tc.img_channels, tc.img_resolution, tc.img_resolution}, gen_,
                      at::TensorOptions().dtype(dtype));  // z: [batch, C, H, W]
@@ -162,11 +176,13 @@ const PidStepReport& PidTrainer::step(const std::function<void()>& before_abort)
     report_.bins.add(out.indices, out.loss.detach(), report_.N);
     // Why the weights: with p(i) not uniform, (1/n)/p(i) keeps the expected loss that of uniform draws.
     auto per_sample = weights.defined() ? out.loss * weights.narrow(0, b0, n) : out.loss;  // [n]
-    auto loss = per_sample.sum() / static_cast<double>(o_.batch);  // batch mean, accumulated over micro-batches
+    auto loss =
+        per_sample.sum() / static_cast<double>(o_.batch);  // batch mean, accumulated over micro-batches
     loss.backward();
     loss_value += loss.item<double>();
   }
-  if (processes_.sync) {  // the loss and the bins of the whole batch, so every process updates the sampler alike
+  if (processes_
+          .sync) {  // the loss and the bins of the whole batch, so every process updates the sampler alike
     std::vector<double> stats = {loss_value};
     for (int b = 0; b < kLossBins; ++b) stats.push_back(report_.bins.sum[b]);
     for (int b = 0; b < kLossBins; ++b) stats.push_back(static_cast<double>(report_.bins.count[b]));
@@ -204,9 +220,8 @@ void PidTrainer::save_state(const std::string& path, const std::string& extra_js
   add_with_prefix(tensors, "ema.", ema_->state_tensors());
   tensors.emplace_back("rng.state", generator_state(gen_));
   if (sampler_.mode == IndexSampling::Loss) tensors.emplace_back("index_sampling.loss_ema", sampler_.state());
-  json state = {{"step", step_},
-                {"nonfinite_total", nonfinite_.total},
-                {"nonfinite_in_a_row", nonfinite_.in_row}};
+  json state = {
+      {"step", step_}, {"nonfinite_total", nonfinite_.total}, {"nonfinite_in_a_row", nonfinite_.in_row}};
   const json extra = json::parse(extra_json);  // named: items() of a temporary would dangle
   for (auto& [key, value] : extra.items()) state[key] = value;
   state["teacher_sha256"] = teacher_sha_;

@@ -1,5 +1,5 @@
-// One PID distillation's state and step: the frozen teacher, the student initialised from it, RAdam, the EMAs,
-// the seeded draws and the index sampler, checkpointed whole. distill.cpp runs it on the run harness.
+// One PID distillation's state and step: the frozen teacher, the student initialised from it, RAdam, the
+// EMAs, the seeded draws and the index sampler, checkpointed whole. distill.cpp runs it on the run harness.
 #pragma once
 #include "pidistill/metrics/lpips.h"
 #include "pidistill/nets/net_file.h"
@@ -57,6 +57,10 @@ class PidTrainer {
   Student exported_student() const;
   // exported_student() as a student file, with the teacher's precond and provenance metadata.
   void export_student(const std::string& path) const;
+
+  // The tensors every process must hold alike when training starts: the student's parameters and buffers
+  // and every EMA copy (broadcast from rank 0 after construction and resume).
+  std::vector<at::Tensor> replicated_state() const;
 
   static const char* kind() { return "pid_distill"; }  // checkpoint kind
   const DistillOptions& options() const { return o_; }

@@ -23,6 +23,9 @@ class ProcessSync {
   // Sums a step's statistics (loss sums, counts, per-bin tallies) over the processes, in place, so that every
   // process takes the same decisions from them (skip a non-finite step, loss-driven index draws).
   virtual void sum(std::vector<double>& values) = 0;
+  // Rank 0's values of `tensors` to every process, in place: the weights (and EMA copies) a run starts or
+  // resumes from, so that all processes train the same network.
+  virtual void broadcast(const std::vector<at::Tensor>& tensors) = 0;
   // True on every process when `flag` is true on any (a stop request, the --minutes budget), so that all
   // stop after the same step.
   virtual bool any(bool flag) = 0;
@@ -45,6 +48,9 @@ struct RunProcesses {
     sync->sum(stats);
   }
   bool any(bool flag) const { return sync ? sync->any(flag) : flag; }
+  void broadcast(const std::vector<at::Tensor>& tensors) const {
+    if (sync) sync->broadcast(tensors);
+  }
 };
 
 }  // namespace pidistill

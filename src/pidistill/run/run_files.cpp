@@ -2,6 +2,8 @@
 
 #include "pidistill/util/files.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -10,12 +12,16 @@ namespace pidistill {
 namespace fs = std::filesystem;
 
 RunFiles RunFiles::create(const std::string& outdir, const std::string& desc, const std::string& options_json,
-                          bool writes_outputs) {
+                          const RunProcesses& processes, int64_t batch) {
   RunFiles files;
-  files.writes_ = writes_outputs;
-  if (!writes_outputs) return files;
+  files.writes_ = processes.writes_outputs();
+  if (!files.writes_) return files;
+  // Why ordered: the trainer's key order stays as it wrote it, the two keys come last.
+  auto options = nlohmann::ordered_json::parse(options_json);
+  options["world_size"] = processes.world_size;
+  options["batch_per_rank"] = processes.slice(batch).size();
   files.dir_ = make_run_dir(outdir, desc);
-  write_file_atomic(files.path("training_options.json"), options_json);
+  write_file_atomic(files.path("training_options.json"), options.dump(2) + "\n");
   return files;
 }
 

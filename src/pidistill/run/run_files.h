@@ -2,6 +2,8 @@
 // checkpoints. Only a process that writes outputs (rank 0) touches the disk; on the others every call is a
 // no-op.
 #pragma once
+#include "pidistill/run/processes.h"
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -12,11 +14,14 @@ class RunFiles {
  public:
   RunFiles() = default;
 
-  // A new run: OUTDIR/NNNNN-DESC (EDM's numbering) holding `options_json` as training_options.json.
+  // A new run: OUTDIR/NNNNN-DESC (EDM's numbering) holding `options_json` (a JSON object) as
+  // training_options.json, with "world_size" and "batch_per_rank" (images per process and step) added.
+  // Nothing is written (and dir() is empty) unless processes.writes_outputs().
   static RunFiles create(const std::string& outdir, const std::string& desc, const std::string& options_json,
-                         bool writes_outputs);
-  // A run resumed in place from `checkpoint` (taken after `step`): the checkpoint's own directory. stats.jsonl
-  // lines of later steps, written before an interruption, are dropped: those steps are trained again.
+                         const RunProcesses& processes, int64_t batch);
+  // A run resumed in place from `checkpoint` (taken after `step`): the checkpoint's own directory.
+  // stats.jsonl lines of later steps, written before an interruption, are dropped: those steps are trained
+  // again.
   static RunFiles resume_in(const std::string& checkpoint, int64_t step, bool writes_outputs);
 
   const std::string& dir() const { return dir_; }

@@ -39,7 +39,8 @@ RunEnd RunLoop::run() {
   const int64_t start = position();
   Progress progress(options_.label, options_.total, options_.unit, options_.show_progress && writes,
                     /*start_done=*/start);
-  if (options_.minutes > 0) progress.set_time_limit(options_.minutes * 60);  // ETA: whichever limit ends first
+  if (options_.minutes > 0)
+    progress.set_time_limit(options_.minutes * 60);  // ETA: whichever limit ends first
   for (auto& out : outputs_) out.anchor = start;
 
   RunEnd end = RunEnd::Running;

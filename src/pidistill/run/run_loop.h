@@ -12,7 +12,8 @@
 
 namespace pidistill {
 
-enum class RunEnd { Running, Done, Stopped, OutOfTime };  // Stopped: should_stop (Ctrl-C); OutOfTime: --minutes
+// Why a run ended: the total reached, should_stop (Ctrl-C / SIGTERM) or the --minutes budget.
+enum class RunEnd { Running, Done, Stopped, OutOfTime };
 
 struct RunLoopOptions {
   std::string label = "train";  // progress bar label
@@ -20,7 +21,7 @@ struct RunLoopOptions {
   int64_t total = 0;            // units of the whole run (resumed runs included); the run stops exactly there
   double minutes = 0;           // wall-clock budget of this invocation, counted from `started`; 0 = none
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  bool show_progress = true;    // on the process that writes outputs
+  bool show_progress = true;  // on the process that writes outputs
   // Whether to ask should_stop before the first step too (PID: a run asked to stop resumes and stops without
   // a step); after every step it is always asked (unless the total is reached).
   bool stop_before_first = false;
@@ -38,9 +39,9 @@ struct Cadence {
 };
 
 struct RunEvent {
-  int64_t position = 0;           // units done
-  bool final = false;             // the firing at the end of the run
-  RunEnd end = RunEnd::Running;   // why the run ended (final firings)
+  int64_t position = 0;          // units done
+  bool final = false;            // the firing at the end of the run
+  RunEnd end = RunEnd::Running;  // why the run ended (final firings)
 };
 
 class RunLoop {
@@ -52,8 +53,8 @@ class RunLoop {
   std::function<void()> step;
   std::function<int64_t()> position;
   std::function<std::string()> progress_text;
-  std::function<bool()> should_stop;             // default: Ctrl-C / SIGTERM (util/stop_signal)
-  std::function<void(int64_t)> after_step;       // tests: called after each step, before the stop check
+  std::function<bool()> should_stop;        // default: Ctrl-C / SIGTERM (util/stop_signal)
+  std::function<void(int64_t)> after_step;  // tests: called after each step, before the stop check
 
   // Outputs fire in the order they were added; only on the process that writes outputs.
   void add(Cadence cadence, std::function<void(const RunEvent&)> action);
@@ -66,7 +67,7 @@ class RunLoop {
   struct Output {
     Cadence cadence;
     std::function<void(const RunEvent&)> action;
-    int64_t anchor = 0;      // position of the previous firing (or the start): since_last and only_after_steps
+    int64_t anchor = 0;  // position of the previous firing (or the start): since_last and only_after_steps
     int64_t last_fired = -1;  // position of the previous firing in this invocation
   };
   RunEnd check_stop();
