@@ -1,5 +1,6 @@
 // `pidistill distill`: Physics Informed Distillation of an EDM teacher into a one-call student, with the
 // paper's CIFAR-10 settings as defaults; seeded, resumable, stopping exactly at --steps.
+#include "cli/cli_processes.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "pidistill/pid/distill.h"
@@ -18,6 +19,7 @@ struct DistillCliOptions {
   std::string resume;
   bool dry_run = false;
   bool quiet = false;
+  double dist_timeout = 300;
   NetOptions arch;
   CLI::App* cmd = nullptr;
 };
@@ -71,7 +73,10 @@ void run_distill_command(DistillCliOptions& c) {
     std::cout << to_json(resolved) << "\n";
     return;
   }
+  auto processes = join_processes(run.options.device, c.dist_timeout);
+  run.processes = processes->processes();
   DistillResult r = distill(run);
+  if (!processes->is_main()) return;  // rank 0 reports for all
   std::printf("%s: step %lld, loss %.5g, %.1f s%s; student %s\n", r.run_dir.c_str(),
               static_cast<long long>(r.step), r.last_loss, r.seconds,
               r.stopped_early ? " (stopped early)" : "", r.student_path.c_str());
@@ -119,6 +124,7 @@ void add_distill_command(CLI::App& app) {
   cmd->add_option("--max-nonfinite", o.max_nonfinite, "Abort after this many non-finite losses in a row")
       ->capture_default_str();
   cmd->add_option("--device", o.device, "cpu or cuda[:i]")->capture_default_str();
+  add_process_options(*cmd, c->dist_timeout);
   cmd->add_flag("--f64", o.f64, "Train in float64");
   // Beyond the paper: all off by default, so the defaults stay the paper's recipe.
   cmd->add_option("--N-start", o.N_start,
