@@ -128,8 +128,8 @@ def main():
                             generator=torch.Generator().manual_seed(7))
             sigma = torch.tensor([0.002, 0.5, 5.0, 80.0])
             st_io.write(os.path.join(tmp, "in.safetensors"), {"x": x, "sigma": sigma})
-            subprocess.run([args.cli, "denoise", "--net", args.teacher, "--in", os.path.join(tmp, "in.safetensors"),
-                            "--out", os.path.join(tmp, "out.safetensors"), "--threads", "1"], check=True,
+            subprocess.run([args.cli, "--threads", "1", "denoise", "--net", args.teacher, "--in", os.path.join(tmp, "in.safetensors"),
+                            "--out", os.path.join(tmp, "out.safetensors")], check=True,
                            stdout=subprocess.DEVNULL)
             d_cpp = st_io.read(os.path.join(tmp, "out.safetensors"))[0]["D"]
             with torch.no_grad():
