@@ -16,7 +16,8 @@
 # C++: the real `pidistill distill` (--log-every 1); img/s is read from its per-step stats.jsonl lines, so
 # start-up and the final checkpoint/grid/export are not timed. Python: bench/python/bench_pid.py under Debian's
 # /usr/bin/python3 (python3-torch, the same LibTorch 1.13, oneDNN and OpenBLAS). Peak RSS of each whole process
-# from /usr/bin/time -v (the C++ figure includes writing the final checkpoint: student, 3 EMAs, 2 RAdam moments).
+# from /usr/bin/time -v (the C++ figure includes writing the final checkpoint: student, 3 EMAs, 2 RAdam moments),
+# and the C++ process's peak over its steps alone (VmHWM when its last stats line appears).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -63,18 +64,31 @@ for case in $CASES; do
       # C++
       OMP_NUM_THREADS=$t /usr/bin/time -v -o "$run/cpp.time" "$CLI" --threads "$t" distill --teacher "$teacher" --loss l2 \
         --batch "$batch" --steps $((warm + steps)) --log-every 1 --snap-every 1000000 --grid-every 0 \
-        --grid-seeds 0 --seed "$r" --outdir "$run/cpp" --quiet > "$run/cpp.log" 2>&1 ||
-        { echo "error: the C++ run failed, see $run/cpp.log" >&2; tail -5 "$run/cpp.log" >&2; exit 1; }
+        --grid-seeds 0 --seed "$r" --outdir "$run/cpp" --quiet > "$run/cpp.log" 2>&1 &
+      timer=$!
+      # The C++ process's peak RSS over its steps alone: its VmHWM when the last step's stats line appears (polled
+      # every 0.2 s), before the final checkpoint, grid and export.
+      steps_hwm=0
+      while kill -0 "$timer" 2>/dev/null; do
+        cpp=$(pgrep -P "$timer" -x pidistill | head -1 || true)
+        if [ -n "$cpp" ] && [ "$(cat "$run"/cpp/*/stats.jsonl 2>/dev/null | wc -l)" -ge $((warm + steps)) ]; then
+          steps_hwm=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$cpp/status" 2>/dev/null || echo 0)
+          break
+        fi
+        sleep 0.2
+      done
+      wait "$timer" || { echo "error: the C++ run failed, see $run/cpp.log" >&2; tail -5 "$run/cpp.log" >&2; exit 1; }
       load=$(cut -d' ' -f1 /proc/loadavg)
-      "$PY" - "$run"/cpp/*/stats.jsonl "$warm" "$batch" "$(rss_mb "$run/cpp.time")" "$case" "$t" "$r" "$load" \
+      "$PY" - "$run"/cpp/*/stats.jsonl "$warm" "$batch" "$(rss_mb "$run/cpp.time")" "$case" "$t" "$r" "$load" "$steps_hwm" \
         >> "$results" <<'EOF'
 import json, sys
-path, warm, batch, rss, case, t, r, load = sys.argv[1:]
+path, warm, batch, rss, case, t, r, load, steps_hwm = sys.argv[1:]
 lines = [json.loads(l) for l in open(path) if '"img_per_s"' in l]
 timed = [l for l in lines if l["step"] > int(warm)]
 step_s = [int(batch) / l["img_per_s"] for l in timed]
 print(json.dumps({"case": case, "threads": int(t), "round": int(r), "side": "cpp", "step_s": step_s,
-                  "peak_rss_mb": float(rss), "load": float(load), "loss_all": [l["loss"] for l in lines]}))
+                  "peak_rss_mb": float(rss), "steps_peak_rss_mb": float(steps_hwm), "load": float(load),
+                  "loss_all": [l["loss"] for l in lines]}))
 EOF
       # Python
       OMP_NUM_THREADS=$t /usr/bin/time -v -o "$run/py.time" "$PY" bench/python/bench_pid.py --teacher "$teacher" \
