@@ -46,16 +46,17 @@ TEST(PidGrid, NeighboursAndErrors) {
 struct LossCase {
   std::string distance;
   at::ScalarType dtype;
+  bool joint = false;  // both student calls as one batch of 2B (--joint-student): must meet the same numbers
 };
 // gtest prints a parameter in the test list, and CTest copies that into every test's name: keep it short.
 void PrintTo(const LossCase& c, std::ostream* os) {
-  *os << c.distance << (c.dtype == at::kDouble ? "_f64" : "_f32");
+  *os << c.distance << (c.dtype == at::kDouble ? "_f64" : "_f32") << (c.joint ? "_joint" : "");
 }
 
 class PidLossGolden : public ::testing::TestWithParam<LossCase> {};
 
 TEST_P(PidLossGolden, MatchesOfficial) {
-  const auto [distance, dtype] = GetParam();
+  const auto [distance, dtype, joint] = GetParam();
   const bool f64 = dtype == at::kDouble;
   const std::string suffix = f64 ? "_f64" : "_f32";
   auto g = load_golden("pid_loss_" + distance + suffix + ".safetensors");
@@ -71,6 +72,7 @@ TEST_P(PidLossGolden, MatchesOfficial) {
   Lpips lpips;
   PidLossConfig config;
   config.distance = pid_distance_from_string(distance);
+  config.joint_student_call = joint;
   if (config.distance == PidDistance::LPIPS) {
     lpips = Lpips::synthetic().to(at::kCPU, dtype);
     config.lpips = &lpips;
@@ -118,9 +120,11 @@ TEST_P(PidLossGolden, MatchesOfficial) {
 INSTANTIATE_TEST_SUITE_P(All, PidLossGolden,
                          ::testing::Values(LossCase{"l2", at::kDouble}, LossCase{"l2", at::kFloat},
                                            LossCase{"l1", at::kDouble}, LossCase{"l1", at::kFloat},
-                                           LossCase{"lpips", at::kDouble}, LossCase{"lpips", at::kFloat}),
+                                           LossCase{"lpips", at::kDouble}, LossCase{"lpips", at::kFloat},
+                                           LossCase{"l2", at::kDouble, true}, LossCase{"l2", at::kFloat, true}),
                          [](const auto& info) {
-                           return info.param.distance + (info.param.dtype == at::kDouble ? "_f64" : "_f32");
+                           return info.param.distance + (info.param.dtype == at::kDouble ? "_f64" : "_f32") +
+                                  (info.param.joint ? "_joint" : "");
                          });
 
 TEST(PidLoss, HuberAndErrors) {

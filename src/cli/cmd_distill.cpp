@@ -54,7 +54,8 @@ const std::pair<const char*, const char*> kFlagKeys[] = {{"--teacher", "teacher"
                                                          {"--fd-every", "fd_every"},
                                                          {"--fd-ref", "fd_ref"},
                                                          {"--fd-detector", "fd_detector"},
-                                                         {"--fd-images", "fd_images"}};
+                                                         {"--fd-images", "fd_images"},
+                                                         {"--joint-student", "joint_student"}};
 
 void run_distill_command(DistillCliOptions& c) {
   DistillRun run;
@@ -144,6 +145,8 @@ void add_distill_command(CLI::App& app) {
                   "Feature network for --fd-every: inception-2015-12-05.pt or a pidistill classifier");
   cmd->add_option("--fd-images", o.fd_images, "One-call images per FD measurement (seeds 1000000...)")
       ->capture_default_str();
+  cmd->add_flag("--joint-student", o.joint_student,
+                "Both student calls of a step as one batch of 2B (same gradients, fewer kernels)");
   cmd->add_flag("--dry-run", c->dry_run, "Print the resolved options and stop");
   cmd->add_flag("--quiet", c->quiet, "No progress bar");
   add_net_options(*cmd, c->arch);

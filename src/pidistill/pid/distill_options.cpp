@@ -94,7 +94,8 @@ std::string to_json(const DistillOptions& o) {
             {"fd_every", o.fd_every},
             {"fd_ref", o.fd_ref},
             {"fd_detector", o.fd_detector},
-            {"fd_images", o.fd_images}};
+            {"fd_images", o.fd_images},
+            {"joint_student", o.joint_student}};
   return j.dump(2);
 }
 
@@ -127,7 +128,7 @@ DistillOptions distill_options_from_json(const std::string& text) {
   get("grid_seeds", o.grid_seeds), get("max_nonfinite", o.max_nonfinite), get("device", o.device);
   get("f64", o.f64), get("N_start", o.N_start), get("N_refine_every", o.N_refine_every);
   get("index_sampling", o.index_sampling), get("fd_every", o.fd_every), get("fd_ref", o.fd_ref);
-  get("fd_detector", o.fd_detector), get("fd_images", o.fd_images);
+  get("fd_detector", o.fd_detector), get("fd_images", o.fd_images), get("joint_student", o.joint_student);
   return o;
 }
 

@@ -23,6 +23,9 @@ struct PidLossConfig {
   PidDistance distance = PidDistance::L2;  // The paper uses lpips for images, l2 for the theory.
   double huber_c = 0;            // Pseudo-Huber constant c; 0 = iCT's 0.00054 sqrt(dim of one sample).
   const Lpips* lpips = nullptr;  // Required for PidDistance::LPIPS (not owned).
+  // Both student evaluations (at t_i and t_j) as one call on a batch of 2B: the same function and gradients
+  // (per-sample network, no batch statistics), half the kernel launches; off = two calls, as the official code.
+  bool joint_student_call = false;
 };
 
 struct PidLossOutput {

@@ -96,6 +96,7 @@ PidTrainer::PidTrainer(DistillOptions options, const std::optional<NetConfig>& t
   loss_config_.grid.last_index_backward = o_.last_index_backward;
   loss_config_.distance = pid_distance_from_string(o_.loss);
   loss_config_.huber_c = o_.huber_c;
+  loss_config_.joint_student_call = o_.joint_student;
   if (loss_config_.distance == PidDistance::LPIPS) {
     if (tc.img_channels != 3)
       fail("--loss lpips", "LPIPS compares RGB images; the teacher makes " + std::to_string(tc.img_channels) +
