@@ -3,13 +3,12 @@
 // peer that makes the survivor fail in words within its --dist-timeout instead of hanging.
 #include "test_cli_util.h"
 #include "test_data_files.h"
+#include "test_ports.h"
 
 #include "pidistill/io/safetensors.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <chrono>
 #include <fstream>
@@ -23,18 +22,6 @@ namespace pidistill::test {
 namespace {
 
 const std::string kTeacher = std::string(PIDISTILL_SOURCE_DIR) + "/models/fashion-mnist-ddpmpp-teacher.safetensors";
-
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // `pidistill ARGS` as ranks 0 and 1 of two processes at once (each killed after 120 s); rank 0's result, rank 1's
 // output appended.

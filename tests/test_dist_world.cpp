@@ -1,12 +1,11 @@
 // The distributed layer: the launcher's environment, and two real processes on 127.0.0.1 doing each collective
 // (the test binary spawns itself as rank 0 and rank 1), plus a peer that dies mid-run.
+#include "test_ports.h"
 #include "pidistill/dist/launch_env.h"
 #include "pidistill/dist/world.h"
 #include "pidistill/util/error.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -139,18 +138,6 @@ TEST(DistWorker, PeerDies) {
   }
 }
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 struct Ranks {
   int code[2] = {-1, -1};
   std::string output[2];
@@ -162,7 +149,7 @@ Ranks run_two(const std::string& test) {
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   self[n > 0 ? n : 0] = '\0';
-  int port = free_port();
+  int port = test::free_port();
   auto start = std::chrono::steady_clock::now();
   FILE* pipes[2];
   for (int r = 0; r < 2; ++r) {
