@@ -55,7 +55,8 @@ const std::pair<const char*, const char*> kFlagKeys[] = {{"--teacher", "teacher"
                                                          {"--fd-ref", "fd_ref"},
                                                          {"--fd-detector", "fd_detector"},
                                                          {"--fd-images", "fd_images"},
-                                                         {"--joint-student", "joint_student"}};
+                                                         {"--joint-student", "joint_student"},
+                                                         {"--precision", "precision"}};
 
 void run_distill_command(DistillCliOptions& c) {
   DistillRun run;
@@ -144,6 +145,9 @@ void add_distill_command(CLI::App& app) {
   cmd->add_option("--fd-detector", o.fd_detector,
                   "Feature network for --fd-every: inception-2015-12-05.pt or a pidistill classifier");
   cmd->add_option("--fd-images", o.fd_images, "One-call images per FD measurement (seeds 1000000...)")
+      ->capture_default_str();
+  cmd->add_option("--precision", o.precision,
+                  "Mixed precision (autocast): fp32, bf16 (student and teacher) or bf16-teacher")
       ->capture_default_str();
   cmd->add_flag("--joint-student", o.joint_student,
                 "Both student calls of a step as one batch of 2B (same gradients, fewer kernels)");

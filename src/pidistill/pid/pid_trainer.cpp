@@ -97,6 +97,8 @@ PidTrainer::PidTrainer(DistillOptions options, const std::optional<NetConfig>& t
   loss_config_.distance = pid_distance_from_string(o_.loss);
   loss_config_.huber_c = o_.huber_c;
   loss_config_.joint_student_call = o_.joint_student;
+  loss_config_.student_precision = o_.precision == "bf16" ? Precision::BF16 : Precision::FP32;
+  loss_config_.teacher_precision = o_.precision == "fp32" ? Precision::FP32 : Precision::BF16;
   if (loss_config_.distance == PidDistance::LPIPS) {
     if (tc.img_channels != 3)
       fail("--loss lpips", "LPIPS compares RGB images; the teacher makes " + std::to_string(tc.img_channels) +
