@@ -284,8 +284,11 @@ DistillResult distill(const DistillRun& run) {
   const int64_t micro = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
   std::vector<int64_t> z_shape = {o.batch, tc.img_channels, tc.img_resolution, tc.img_resolution};
   Progress progress("distill", o.steps, "step", run.show_progress, /*start_done=*/step);
+  // The ETA of whichever limit ends the run first. Why not o.minutes: the budget counts from t_start, so the
+  // set-up before this line (teacher, detector, checkpoint) has used part of it.
   if (o.minutes > 0)
-    progress.set_time_limit(o.minutes * 60);  // the ETA of whichever limit ends the run first
+    progress.set_time_limit(std::max(
+        0.0, o.minutes * 60 - std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()));
   double log_loss = 0, log_grad = 0;
   int64_t log_count = 0;
   LossBinTally log_bins;  // per-noise-level losses of the finite steps since the last stats line
