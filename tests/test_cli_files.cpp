@@ -2,6 +2,7 @@
 #include "test_cli_util.h"
 #include "test_common.h"
 
+#include "pidistill/nets/net_config.h"
 #include "pidistill/util/files.h"
 
 #include <fstream>
@@ -38,6 +39,27 @@ TEST(ConvertCli, TorchCheckpointGivesTheSameTensors) {
     ASSERT_EQ(again.code, 0) << again.output;
     EXPECT_EQ(read_safetensors(out + ".again").meta("precond"), "vp");
   }
+}
+
+// README's convert example: the train.py-style size options (--blocks and --attn too, as train has them)
+// describe the golden network without a JSON config: the same tensors and the same config as its metadata.
+TEST(ConvertCli, PresetWithTrainsSizeOptionsDescribesTheNetwork) {
+  const TensorFile reference = load_golden("ddpmpp_uncond_weights.safetensors");
+  const std::string out = scratch_dir() + "/preset.safetensors";
+  const CliResult result =
+      run_cli("convert " + quoted(golden("ddpmpp_uncond_state_dict.pt")) + " " + quoted(out) +
+              " --arch ddpmpp --resolution 16 --cbase 16 --cres 1,2 --blocks 1 --attn 8 --dropout 0 --augment-dim 0");
+  ASSERT_EQ(result.code, 0) << result.output;
+  const TensorFile converted = read_safetensors(out);
+  EXPECT_EQ(net_config_to_json(net_config_from_json(converted.meta("config"))),
+            net_config_to_json(net_config_from_json(reference.meta("config"))));
+  ASSERT_EQ(converted.tensors.size(), reference.tensors.size());
+  for (const auto& [name, tensor] : reference.tensors) EXPECT_TRUE(converted.get(name).equal(tensor)) << name;
+
+  EXPECT_ONE_LINE_ERROR(run_cli("convert " + quoted(golden("ddpmpp_uncond_state_dict.pt")) + " " +
+                                quoted(out + ".bad") + " --arch ddpmpp --attn 16,x"));
+  EXPECT_ONE_LINE_ERROR(run_cli("convert " + quoted(golden("ddpmpp_uncond_state_dict.pt")) + " " +
+                                quoted(out + ".bad") + " --blocks 1"));  // nothing to apply it to
 }
 
 TEST(ConvertCli, TorchCheckpointWithoutConfigIsAnError) {

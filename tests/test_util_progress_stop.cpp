@@ -1,7 +1,9 @@
 // Progress output (captured stderr, which is not a terminal here) and the stop flag set by signals.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 #include "pidistill/util/progress.h"
 #include "pidistill/util/stop_signal.h"
@@ -108,4 +110,23 @@ TEST(Progress, ResumedRunRatesOnlyItsOwnWorkAndEtaHonoursTheTimeLimit) {
   ASSERT_NE(eta, std::string::npos) << out;
   EXPECT_LE(out.substr(eta + 4, 5), std::string("01:30")) << out;
   EXPECT_EQ(out.substr(eta + 4, 5).find(':'), 2u) << out;
+}
+
+// --minutes with a huge --steps (the demo: --steps 1000000 --minutes 10): the percentage follows the budget.
+TEST(Progress, PercentageFollowsTheTimeLimitWhenItEndsFirst) {
+  testing::internal::CaptureStderr();
+  {
+    Progress p("distill", 1000000, "step");
+    p.set_time_limit(0.4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(220));
+    p.update(20);
+    p.finish();
+  }
+  std::string out = testing::internal::GetCapturedStderr();
+  auto pct = out.find('%');
+  ASSERT_NE(pct, std::string::npos) << out;
+  const int percent = std::stoi(out.substr(pct - 3, 3));
+  EXPECT_GE(percent, 50) << "0.22 s of a 0.4 s budget: " << out;
+  EXPECT_LE(percent, 100) << out;
+  EXPECT_NE(out.find("20/1000000"), std::string::npos) << out;
 }

@@ -13,8 +13,45 @@
 namespace pidistill::cli {
 
 // Options a config can be overridden with; --resolution and --channels also size an --arch preset.
-static const char* const kOverrides[] = {"--resolution", "--channels", "--label-dim", "--augment-dim",
-                                         "--cbase",      "--cres",     "--dropout"};
+static const char* const kOverrides[] = {"--resolution", "--channels", "--label-dim", "--augment-dim", "--cbase",
+                                         "--cres",       "--blocks",   "--attn",      "--dropout"};
+
+void add_arch_override_options(CLI::App& cmd, ArchOverrides& o) {
+  cmd.add_option("--cbase", o.cbase, "Channel multiplier model_channels (default: the preset's)")
+      ->check(CLI::Range(1, 4096));
+  cmd.add_option("--cres", o.cres, "Channels per resolution channel_mult, e.g. 1,2,2 (default: the preset's)")
+      ->delimiter(',');
+  cmd.add_option("--blocks", o.blocks, "Residual blocks per resolution num_blocks (default: the preset's)")
+      ->check(CLI::Range(1, 64));
+  ArchOverrides* target = &o;
+  cmd.add_option_function<std::string>(
+      "--attn",
+      [target](const std::string& text) {
+        target->attn.clear();
+        target->attn_given = true;
+        std::stringstream in(text);
+        for (std::string item; std::getline(in, item, ',');) {
+          if (item.empty()) continue;
+          size_t used = 0;
+          int value = 0;
+          try {
+            value = std::stoi(item, &used);
+          } catch (const std::exception&) {
+          }
+          if (used != item.size() || value <= 0)
+            throw CLI::ValidationError("--attn", "'" + item + "' is not a resolution; e.g. --attn 16,8");
+          target->attn.push_back(value);
+        }
+      },
+      "Attention resolutions attn_resolutions, e.g. 16 or 16,8; '' for none (default: the preset's)");
+}
+
+void apply_arch_overrides(const ArchOverrides& o, const CLI::App& cmd, NetConfig& config) {
+  if (cmd.count("--cbase")) config.model_channels = o.cbase;
+  if (cmd.count("--cres")) config.channel_mult = o.cres;
+  if (cmd.count("--blocks")) config.num_blocks = o.blocks;
+  if (o.attn_given) config.attn_resolutions = o.attn;
+}
 
 void add_net_options(CLI::App& cmd, NetOptions& o) {
   o.cmd = &cmd;
@@ -25,10 +62,9 @@ void add_net_options(CLI::App& cmd, NetOptions& o) {
   cmd.add_option("--channels", o.channels, "Color channels")->capture_default_str();
   cmd.add_option("--label-dim", o.label_dim, "Number of class labels, 0 = unconditional")
       ->capture_default_str();
-  cmd.add_option("--augment-dim", o.augment_dim, "Augmentation label size, 0 = none")->capture_default_str();
-  cmd.add_option("--cbase", o.cbase, "Channel multiplier model_channels (default: the preset's)");
-  cmd.add_option("--cres", o.cres, "Channels per resolution channel_mult, e.g. 2,2,2 (default: the preset's)")
-      ->delimiter(',');
+  cmd.add_option("--augment-dim", o.augment_dim,
+                 "Augmentation label size, 0 = none (default: the preset's, 9 for ddpmpp/ncsnpp; or the config's)");
+  add_arch_override_options(cmd, o.sizes);
   cmd.add_option("--dropout", o.dropout, "Dropout probability (default: the preset's)");
 }
 
@@ -53,8 +89,7 @@ std::optional<NetConfig> resolve_net_config(const NetOptions& o) {
   if (given("--channels")) config.img_channels = o.channels;
   if (given("--label-dim")) config.label_dim = o.label_dim;
   if (given("--augment-dim")) config.augment_dim = o.augment_dim;
-  if (given("--cbase")) config.model_channels = o.cbase;
-  if (given("--cres")) config.channel_mult = o.cres;
+  apply_arch_overrides(o.sizes, *o.cmd, config);
   if (given("--dropout")) config.dropout = o.dropout;
   validate(config);
   return config;
@@ -105,7 +140,9 @@ std::string bundled_model(const std::string& name) {
   std::vector<fs::path> places;
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) places = {exe.parent_path().parent_path() / "models", exe.parent_path() / "models"};
+  if (!ec)
+    places = {exe.parent_path().parent_path() / "models", exe.parent_path() / "models",
+              exe.parent_path().parent_path() / "share" / "pidistill" / "models"};  // cmake --install's
   places.push_back(fs::current_path(ec) / "models");
   std::string looked;
   for (const auto& dir : places) {

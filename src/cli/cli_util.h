@@ -11,6 +11,20 @@
 
 namespace pidistill::cli {
 
+// The network-size options of every command that builds a network (EDM train.py's names); each replaces the
+// preset's or config's value only when given.
+struct ArchOverrides {
+  int cbase = 0;             // --cbase: model_channels (EDM --cbase).
+  std::vector<int> cres;     // --cres: channel_mult, e.g. 2,2,2 (EDM --cres).
+  int blocks = 0;            // --blocks: num_blocks, residual blocks per resolution.
+  std::vector<int> attn;     // --attn: attn_resolutions, e.g. 16 or 16,8; '' for none.
+  bool attn_given = false;   // --attn was given (an empty list is a value: no attention)
+};
+
+void add_arch_override_options(CLI::App& cmd, ArchOverrides& options);
+// Copies the options given on `cmd` into `config`.
+void apply_arch_overrides(const ArchOverrides& options, const CLI::App& cmd, NetConfig& config);
+
 // How a command learns a network's architecture when the weight file does not say it (e.g. a .pt state dict):
 // a full JSON config, or an EDM train.py preset with overrides.
 struct NetOptions {
@@ -22,8 +36,7 @@ struct NetOptions {
   int augment_dim = 0;  // --augment-dim: augmentation labels, 9 for EDM's released CIFAR-10 nets.
   // With --config, these four too replace the config's value only when given.
   // The options below replace the config's value only when given:
-  int cbase = 0;                  // --cbase: model_channels (EDM --cbase).
-  std::vector<int> cres;          // --cres: channel_mult, e.g. 2,2,2 (EDM --cres).
+  ArchOverrides sizes;            // --cbase, --cres, --blocks, --attn
   double dropout = 0;             // --dropout: dropout probability (EDM train.py trains with 0.13).
   const CLI::App* cmd = nullptr;  // the command they were parsed by, to tell which were given
 };
@@ -43,7 +56,8 @@ TensorFile read_any_tensor_file(const std::string& path);
 std::string dtype_name(const at::Tensor& tensor);
 std::string shape_string(const at::Tensor& tensor);  // "[4, 3, 16, 16]"
 
-// A file of the bundled models/ folder: next to the binary's build folder (build/../models), then ./models.
+// A file of the bundled models/ folder: next to the binary's build folder (build/../models), in an installed
+// prefix (bin/../share/pidistill/models), then ./models.
 // Error naming the file and where it was looked for.
 std::string bundled_model(const std::string& name);
 

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "pidistill/pid/distill.h"
 #include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
 
 #include <cstdio>
 #include <iostream>
@@ -72,6 +73,8 @@ void run_distill_command(DistillCliOptions& c) {
 
   const DistillOptions resolved = resolve_options(run);
   if (c.dry_run) {
+    // Why: a dry run checks what a long run would fail on at its start (a README command runs this way).
+    if (c.resume.empty()) require_regular_file(resolved.teacher);
     std::cout << to_json(resolved) << "\n";
     return;
   }

@@ -1,5 +1,6 @@
 // `pidistill train`: EDM's train.py for one process: resolve the options, record them, run the training loop.
 #include "cli/cli_processes.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "pidistill/data/dataset.h"
 #include "pidistill/edm/train.h"
@@ -21,11 +22,7 @@ struct TrainArgs {
   std::string precond = "edm";  // --precond
   double duration = 200;        // --duration (Mimg)
   double kimg = 0;              // --kimg: duration in kimg instead (for short runs)
-  int cbase = 0;                // --cbase: 0 = the preset's
-  std::vector<int> cres;        // --cres: empty = the preset's
-  int blocks = 0;               // --blocks: residual blocks per resolution, 0 = the preset's
-  std::vector<int> attn;        // --attn: attention resolutions
-  bool attn_given = false;
+  ArchOverrides sizes;          // --cbase, --cres, --blocks, --attn: the preset's unless given
   double dropout = 0.13;  // --dropout: EDM's default
   double augment = 0;     // --augment: EDM's augment pipe probability (not supported)
   int pad = 0;            // --pad: zero-pad images to this size (Fashion-MNIST 28 -> 32)
@@ -52,10 +49,7 @@ void run_train(TrainArgs a, const CLI::App& cmd) {
 
   o.net =
       net_config_preset(a.arch, static_cast<int>(dataset.resolution()), static_cast<int>(dataset.channels()));
-  if (a.cbase > 0) o.net.model_channels = a.cbase;
-  if (!a.cres.empty()) o.net.channel_mult = a.cres;
-  if (a.blocks > 0) o.net.num_blocks = a.blocks;
-  if (a.attn_given) o.net.attn_resolutions = a.attn;
+  apply_arch_overrides(a.sizes, cmd, o.net);
   o.net.dropout = a.dropout;
   o.net.label_dim = o.cond ? static_cast<int>(dataset.label_dim()) : 0;
   validate(o.net);
@@ -102,22 +96,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--kimg", a->kimg, "Training duration in kimg (instead of --duration)");
   cmd->add_option("--batch", o.batch, "Total batch size")->capture_default_str();
   cmd->add_option("--batch-gpu", o.batch_gpu, "Micro-batch size (gradient accumulation); 0 = --batch");
-  cmd->add_option("--cbase", a->cbase, "Channel multiplier (default: the preset's)")
-      ->check(CLI::Range(1, 4096));
-  cmd->add_option("--cres", a->cres, "Channels per resolution, e.g. 1,2,2 (default: the preset's)")
-      ->delimiter(',');
-  cmd->add_option("--blocks", a->blocks, "Residual blocks per resolution (default: the preset's)")
-      ->check(CLI::Range(1, 64));
-  cmd->add_option_function<std::string>(
-      "--attn",
-      [a](const std::string& text) {
-        a->attn.clear();
-        a->attn_given = true;
-        std::stringstream in(text);
-        for (std::string item; std::getline(in, item, ',');)
-          if (!item.empty()) a->attn.push_back(std::stoi(item));
-      },
-      "Attention resolutions, e.g. 16 or 16,8; '' for none (default: the preset's)");
+  add_arch_override_options(*cmd, a->sizes);
   cmd->add_option("--lr", o.lr, "Learning rate")->check(kFinitePositive)->capture_default_str();
   cmd->add_option("--ema", o.ema_mimg, "EMA half-life in Mimg")->capture_default_str();
   cmd->add_option("--ema-rampup", o.ema_rampup, "EMA ramp-up coefficient (0 = none)")->capture_default_str();

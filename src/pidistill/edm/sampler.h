@@ -1,5 +1,6 @@
 // EDM's samplers (Karras et al. 2022, Algorithm 2): Heun's 2nd-order method or Euler on the probability-flow
 // ODE, with optional stochastic churn; they see the model only through the Denoiser interface.
+// Stable API (see pidistill/pidistill.h): SamplerConfig, Solver, solver_from_string (the rest is internal).
 #pragma once
 #include "pidistill/edm/denoiser.h"
 

@@ -1,4 +1,5 @@
 // Reading and writing safetensors files, the format of every weight, data and checkpoint file we write.
+// Stable API (see pidistill/pidistill.h): read_safetensors, write_safetensors, TensorFile.
 #pragma once
 #include <ATen/core/Tensor.h>
 

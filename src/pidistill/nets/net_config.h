@@ -1,4 +1,5 @@
 // The constructor options of EDM's networks, under EDM's keyword names, and the arch presets of EDM's train.py.
+// Stable API (see pidistill/pidistill.h): NetConfig (fields may be added), net_config_from_json/to_json, net_config_preset.
 #pragma once
 #include <string>
 #include <vector>

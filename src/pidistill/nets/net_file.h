@@ -1,5 +1,6 @@
 // Loading a network from any supported file (safetensors, torch.save zip or legacy, EDM's network pickles)
 // and saving a self-describing one.
+// Stable API (see pidistill/pidistill.h): LoadedNet, load_net, save_net (the other declarations are internal).
 #pragma once
 #include "pidistill/io/edm_pickle.h"
 #include "pidistill/io/safetensors.h"

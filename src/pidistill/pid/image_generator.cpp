@@ -3,9 +3,11 @@
 #include "pidistill/edm/precond.h"
 #include "pidistill/pid/student_file.h"
 #include "pidistill/util/error.h"
+#include "pidistill/util/seeds.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 
 #include <memory>
 
@@ -34,6 +36,16 @@ ImageGenerator make_image_generator(const LoadedNet& loaded, const GeneratorOpti
   };
   g.nfe = sampler_nfe(config);
   return g;
+}
+
+at::Tensor generate_images(const LoadedNet& loaded, const std::vector<int64_t>& seeds,
+                           const GeneratorOptions& options) {
+  const NetConfig& c = loaded.config;
+  at::Tensor latents = latents_for_seeds(seeds, c.img_channels, c.img_resolution);  // [N, C, H, W] f32
+  at::Tensor labels;                                                                 // [N, L] or undefined
+  if (c.label_dim > 0) labels = at::one_hot(labels_for_seeds(seeds, c), c.label_dim).to(at::kDouble);
+  at::NoGradGuard no_grad;
+  return make_image_generator(loaded, options).sample(latents, labels);
 }
 
 at::Tensor labels_for_seeds(const std::vector<int64_t>& seeds, const NetConfig& c) {

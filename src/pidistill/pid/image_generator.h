@@ -1,6 +1,7 @@
 // Images from any network file we read, EDM generate.py's way (one latent and label per seed): a teacher
 // through EDM's sampler, a PID student in one call. `pidistill generate` and `pidistill fid` both draw
 // through this.
+// Stable API (see pidistill/pidistill.h): GeneratorOptions, make_image_generator, generate_images.
 #pragma once
 #include "pidistill/edm/sampler.h"
 #include "pidistill/nets/net_file.h"
@@ -29,6 +30,12 @@ struct ImageGenerator {
 
 // Error if the options do not fit the file's kind (e.g. --t for a teacher).
 ImageGenerator make_image_generator(const LoadedNet& loaded, const GeneratorOptions& options);
+
+// One image per seed, as `pidistill generate --seeds` draws them (each seed's own generator gives the latent,
+// then the class label of a conditional network), all seeds in one batch: [N, C, H, W] float64 (a student's
+// clamped to [-1, 1]). The grid of write_png_grid(path, images.to(at::kFloat)) equals generate's --grid.
+at::Tensor generate_images(const LoadedNet& loaded, const std::vector<int64_t>& seeds,
+                           const GeneratorOptions& options = {});
 
 // EDM generate.py: each seed's generator draws the latent, then the class label (randint over label_dim). [N]
 // int64

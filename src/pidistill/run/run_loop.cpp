@@ -4,6 +4,9 @@
 #include "pidistill/util/progress.h"
 #include "pidistill/util/stop_signal.h"
 
+#include <algorithm>
+#include <chrono>
+
 namespace pidistill {
 
 RunLoop::RunLoop(RunLoopOptions options, RunProcesses processes)
@@ -39,8 +42,12 @@ RunEnd RunLoop::run() {
   const int64_t start = position();
   Progress progress(options_.label, options_.total, options_.unit, options_.show_progress && writes,
                     /*start_done=*/start);
+  // The ETA of whichever limit ends the run first. Why not minutes * 60: the budget counts from `started`, so the
+  // set-up before this line (teacher, detector, checkpoint) has used part of it.
   if (options_.minutes > 0)
-    progress.set_time_limit(options_.minutes * 60);  // ETA: whichever limit ends first
+    progress.set_time_limit(std::max(0.0, options_.minutes * 60 - std::chrono::duration<double>(
+                                                                      std::chrono::steady_clock::now() -
+                                                                      options_.started).count()));
   for (auto& out : outputs_) out.anchor = start;
 
   RunEnd end = RunEnd::Running;

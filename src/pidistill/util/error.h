@@ -1,5 +1,6 @@
 // The one exception type of the library: a sentence naming the file, the key or offset, and a hint.
 // Library code throws it; the CLI's main prints e.what() on one line and exits with 1.
+// Stable API (see pidistill/pidistill.h): Error (its what() text may be reworded).
 #pragma once
 #include <stdexcept>
 #include <string>

@@ -1,4 +1,5 @@
 // Images out: float images in [-1, 1] to uint8 PNG files and grids, as EDM writes them.
+// Stable API (see pidistill/pidistill.h): to_uint8, write_png, write_png_grid, read_image, decode_image.
 #pragma once
 #include <ATen/core/Tensor.h>
 

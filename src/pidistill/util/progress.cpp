@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <utility>
@@ -65,8 +66,12 @@ void Progress::print(int64_t done, const std::string& extra, std::chrono::steady
   // Why no rate before any work: "0 img/s" reads as "stuck", and an ETA from it would be infinite.
   const double rate = work > 0 && elapsed > 0 ? double(work) / elapsed : 0;
   std::string line = label_ + " ";
-  if (total_ > 0) {
-    double frac = std::min(1.0, std::max(0.0, double(done) / double(total_)));
+  if (total_ > 0 || time_limit_ > 0) {
+    // The share of whichever limit ends the work first: a run stopped by its time budget long before its
+    // step count reads 50% halfway through the budget, not 0%.
+    double frac = total_ > 0 ? double(done) / double(total_) : 0;
+    if (time_limit_ > 0) frac = std::max(frac, elapsed / time_limit_);
+    frac = std::min(1.0, std::max(0.0, frac));
     if (tty_) {
       int filled = int(frac * kBarWidth);
       line += "|" + std::string(filled, '#') + std::string(kBarWidth - filled, '.') + "| ";

@@ -15,8 +15,8 @@ class Progress {
   ~Progress();                                               // ends the line
   void update(int64_t done, const std::string& extra = "");  // extra: e.g. "loss 0.0123"
   void finish(const std::string& extra = "");
-  // A wall-clock budget (e.g. distill --minutes) counted from construction: the ETA is whichever of the total
-  // and the budget ends first. 0 = none.
+  // A wall-clock budget (e.g. what is left of distill --minutes) counted from construction: the percentage,
+  // bar and ETA follow whichever of the total and the budget ends first. 0 = none.
   void set_time_limit(double seconds) { time_limit_ = seconds; }
 
  private:

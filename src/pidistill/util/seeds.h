@@ -1,4 +1,5 @@
 // EDM's seed lists ("0-63", "1,5,9-12") and per-image latents drawn from each image's own seed.
+// Stable API (see pidistill/pidistill.h): parse_seeds, latents_for_seeds (the latents are EDM's, bit for bit).
 #pragma once
 #include <ATen/core/Tensor.h>
 
