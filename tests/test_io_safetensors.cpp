@@ -258,5 +258,8 @@ TEST(Safetensors, DeeplyNestedHeaderValueIsAnErrorNotACrash) {
   for (int i = 0; i < 8; ++i) bytes[i] = char((n >> (8 * i)) & 0xff);
   bytes += header + std::string(4, '\0');
   { std::ofstream(dir + "/deep.safetensors", std::ios::binary) << bytes; }
-  expect_error([&] { read_safetensors(dir + "/deep.safetensors"); }, {"deep.safetensors", "shape entry"});
+  // Refused before parsing: an ordered_json object copies its values (recursively) when it grows, which overflowed
+  // the stack under AddressSanitizer.
+  expect_error([&] { read_safetensors(dir + "/deep.safetensors"); },
+               {"deep.safetensors", "JSON header", "nested deeper than 64 levels"});
 }
