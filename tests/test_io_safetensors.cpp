@@ -213,6 +213,27 @@ TEST(Safetensors, AtomicWriteIgnoresASymlinkPlantedAtTheOldTemporaryName) {
   EXPECT_TRUE(at::equal(read_safetensors(path).get("x"), at::ones({2})));
 }
 
+TEST(Files, StaleTemporariesOfAKilledWriteAreRemovedAndNothingElse) {
+  std::string dir = temp_dir("stale");
+  { std::ofstream(dir + "/.training-state-000004.safetensors.tmp-a1B2c3") << "half a checkpoint"; }
+  { std::ofstream(dir + "/stats.jsonl") << "{}\n"; }
+  { std::ofstream(dir + "/.hidden.tmp-sevench") << "not ours"; }
+  { std::ofstream(dir + "/victim.txt") << "precious"; }
+  fs::create_symlink(dir + "/victim.txt", dir + "/.link.tmp-XXXXXX");  // a planted link is not followed
+  EXPECT_EQ(remove_stale_temporaries(dir), 1);
+  EXPECT_FALSE(fs::exists(dir + "/.training-state-000004.safetensors.tmp-a1B2c3"));
+  EXPECT_TRUE(fs::exists(dir + "/stats.jsonl"));
+  EXPECT_TRUE(fs::exists(dir + "/.hidden.tmp-sevench"));
+  EXPECT_EQ(read_file(dir + "/victim.txt"), "precious");
+}
+
+TEST(Files, PortablePathKeepsRelativePathsAndOnlyTheNameOfAbsoluteOnes) {
+  EXPECT_EQ(portable_path("models/teacher.safetensors"), "models/teacher.safetensors");
+  EXPECT_EQ(portable_path("/work/teacher/runs"), "runs");
+  EXPECT_EQ(portable_path("/usr/share/datasets/fashion-mnist/"), "fashion-mnist");
+  EXPECT_EQ(portable_path(""), "");
+}
+
 TEST(Files, SpecialFilesAreRefusedNotRead) {
   std::string dir = temp_dir("special");
   expect_error([&] { read_file(dir); }, {dir, "is a directory"});

@@ -7,8 +7,10 @@
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
 #include "pidistill/util/image_io.h"
+#include "pidistill/util/json_depth.h"
 #include "pidistill/util/progress.h"
 #include "pidistill/util/seeds.h"
+#include "pidistill/util/sha256.h"
 #include "pidistill/util/stop_signal.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -29,7 +31,8 @@ namespace {
 const char* kCheckpointKind = "edm_train";
 
 json options_json(const TrainOptions& o) {
-  return json{{"data", o.data},
+  // Paths as portable_path gives them: these options travel inside every network snapshot.
+  return json{{"data", portable_path(o.data)},
               {"cond", o.cond},
               {"arch", o.arch},
               {"precond", to_string(o.precond)},
@@ -45,8 +48,8 @@ json options_json(const TrainOptions& o) {
               {"seed", o.seed},
               {"tick", o.tick_kimg},
               {"snap", o.snap_ticks},
-              {"outdir", o.outdir},
-              {"resume", o.resume},
+              {"outdir", portable_path(o.outdir)},
+              {"resume", portable_path(o.resume)},
               {"sample_steps", o.sample_steps},
               {"sample_count", o.sample_count},
               {"max_nonfinite_in_row", o.max_nonfinite_in_row},
@@ -135,7 +138,17 @@ EdmTrainer::EdmTrainer(TrainOptions options, TrainData data)
   adam.lr = o.lr;  // betas (0.9, 0.999), eps 1e-8 as EDM's optimizer_kwargs
   optimizer_ = std::make_unique<Adam>(net_->parameters(), adam);
   should_stop = [] { return stop_requested(); };
-  if (!o.resume.empty()) load_state(o.resume);
+  // What resume checks: the images and labels the run trains on (another file under the same name would
+  // silently change the run). Resolved at start, so that resuming works from any folder.
+  const at::Tensor images = data_.images.contiguous();
+  const at::Tensor labels = data_.labels.defined() ? data_.labels.contiguous() : at::Tensor();
+  data_sha256_ = sha256_bytes({{images.data_ptr(), size_t(images.nbytes())},
+                               {labels.defined() ? labels.data_ptr() : nullptr,
+                                labels.defined() ? size_t(labels.nbytes()) : 0}});
+  if (!o.resume.empty()) {
+    options_.resume = std::filesystem::absolute(o.resume).lexically_normal().string();
+    load_state(options_.resume);
+  }
 }
 
 int64_t EdmTrainer::total_nimg() const { return std::llround(options_.duration_mimg * 1e6); }
@@ -212,12 +225,15 @@ void EdmTrainer::save_state(const std::string& path) const {
                 {"nonfinite_in_row", nonfinite_in_row_},
                 {"net_config", json::parse(net_config_to_json(net_->config))},
                 {"dtype", options_.dtype},
+                {"data_sha256", data_sha256_},
+                {"data_abs", std::filesystem::absolute(options_.data).lexically_normal().string()},
                 {"options", options_json(options_)}};
   save_checkpoint(path, kCheckpointKind, tensors, state.dump());
 }
 
 void EdmTrainer::load_state(const std::string& path) {
   TensorFile file = load_checkpoint(path, kCheckpointKind);
+  check_json_depth(checkpoint_state(file), /*max_depth=*/64, path + ": state");
   json state = json::parse(checkpoint_state(file));
   std::string diff = config_difference(state.at("net_config").dump(), net_config_to_json(net_->config));
   if (!diff.empty())
@@ -226,6 +242,12 @@ void EdmTrainer::load_state(const std::string& path) {
   if (state.value("dtype", "float32") != options_.dtype)
     fail(path, "checkpoint was trained in " + state.value("dtype", "float32") + ", this run uses " +
                    options_.dtype);
+  const std::string saved_sha = state.value("data_sha256", std::string());
+  if (!saved_sha.empty() && saved_sha != data_sha256_)
+    fail(data_.source, "the training images differ from those of the run being resumed (sha256 " +
+                           saved_sha.substr(0, 12) + "... of " + state.value("data_abs", std::string("?")) +
+                           ", now " + data_sha256_.substr(0, 12) +
+                           "...); hint: resume with the same --data, --pad and --cond");
   load_state_dict(*net_, tensors_with_prefix(file, "net."), path);
   load_state_dict(*ema_, tensors_with_prefix(file, "ema."), path);
   optimizer_->load_state(tensors_with_prefix(file, "adam."), path);
@@ -270,12 +292,19 @@ TrainResult EdmTrainer::run() {
   std::string desc = (dataset_name.empty() ? "data" : dataset_name) + "-" + (o.cond ? "cond" : "uncond") +
                      "-" + o.arch + "-" + to_string(o.precond) + "-batch" + std::to_string(o.batch) + "-" +
                      o.dtype;
-  run_dir_ = make_run_dir(o.outdir, desc);
+  TrainResult result;
+  // A resumed run continues in its checkpoint's directory: the checkpoint resumed from is replaced by the next
+  // (only the newest training state is kept), and stats lines of ticks after it (logged before an
+  // interruption) are dropped, since those ticks are trained again.
+  run_dir_ = o.resume.empty() ? make_run_dir(o.outdir, desc) : std::filesystem::path(o.resume).parent_path().string();
+  const std::string stats_path = (std::filesystem::path(run_dir_) / "stats.jsonl").string();
+  if (!o.resume.empty()) {
+    result.last_state = o.resume;
+    drop_lines_after_step(stats_path, cur_tick_ - 1, "tick");
+    remove_stale_temporaries(run_dir_);
+  }
   write_file_atomic((std::filesystem::path(run_dir_) / "training_options.json").string(),
                     train_options_to_json(o) + "\n");
-  const std::string stats_path = (std::filesystem::path(run_dir_) / "stats.jsonl").string();
-
-  TrainResult result;
   result.run_dir = run_dir_;
   Progress progress("train", total_nimg(), "img", o.progress, /*start_done=*/cur_nimg_);
   using clock = std::chrono::steady_clock;
@@ -315,18 +344,25 @@ TrainResult EdmTrainer::run() {
         {"skipped_steps", tick_skipped}};
     if (tick_steps == 0) stats["loss"] = nullptr;
     append_line(stats_path, stats.dump());
-    if (done || stop || (o.snap_ticks > 0 && cur_tick_ % o.snap_ticks == 0)) {
+    const bool snapshot = done || stop || (o.snap_ticks > 0 && cur_tick_ % o.snap_ticks == 0);
+    const bool state_too = snapshot && (cur_tick_ != 0 || done || stop);
+    // Why before saving: the state records the next tick, so a resumed run numbers its ticks as an
+    // uninterrupted one does (no tick logged twice).
+    ++cur_tick_;
+    tick_start_nimg_ = cur_nimg_;
+    if (snapshot) {
       result.last_network = kimg_name("network-snapshot", "safetensors");
       save_net(result.last_network, *ema_, to_string(o.precond),
                {{"kimg", std::to_string(cur_nimg_ / 1000)}, {"training_options", options_json(o).dump()}});
       write_sample_grid(kimg_name("samples", "png"));
-      if (cur_tick_ != 0 || done || stop) {
-        result.last_state = kimg_name("training-state", "safetensors");
-        save_state(result.last_state);
-      }
     }
-    ++cur_tick_;
-    tick_start_nimg_ = cur_nimg_;
+    if (state_too) {
+      const std::string state_path = kimg_name("training-state", "safetensors");
+      save_state(state_path);
+      // Keep only the newest training state: each holds the network, its EMA and Adam's moments.
+      if (!result.last_state.empty() && result.last_state != state_path) std::filesystem::remove(result.last_state);
+      result.last_state = state_path;
+    }
     tick_start_time = now;
     tick_loss_sum = 0;
     tick_steps = tick_skipped = 0;

@@ -74,8 +74,9 @@ class EdmTrainer {
   bool train_step();
 
   // Runs until the duration is reached (cur_nimg >= duration) or should_stop() says so, in a new numbered run
-  // directory: training_options.json, stats.jsonl per tick, sample grids, network snapshots and training states
-  // every options.snap_ticks ticks, at the end and when stopped.
+  // directory (a resumed run: in its checkpoint's directory): training_options.json, stats.jsonl per tick,
+  // sample grids and network snapshots every options.snap_ticks ticks, at the end and when stopped, and the
+  // training state then (only the newest is kept).
   TrainResult run();
 
   // Writes the training state (model, EMA, Adam, RNG states, progress, options) atomically to PATH.
@@ -109,6 +110,7 @@ class EdmTrainer {
   int64_t steps_ = 0, skipped_steps_ = 0, nonfinite_in_row_ = 0;
   double last_loss_ = 0;
   std::string run_dir_;
+  std::string data_sha256_;  // of the training images and labels, recorded in states and checked on resume
 };
 
 }  // namespace pidistill

@@ -205,6 +205,7 @@ DistillResult distill(const DistillRun& run) {
     // steps after it, written before an interruption, are dropped: those steps are trained again.
     result.checkpoint_path = run.resume;
     drop_lines_after_step(run_dir + "/stats.jsonl", step);
+    remove_stale_temporaries(run_dir);  // a killed write's ".NAME.tmp-XXXXXX"
   } else {
     char desc[128];
     std::snprintf(desc, sizeof desc, "pid-%s-N%lld-batch%lld", o.loss.c_str(), static_cast<long long>(o.N),
@@ -270,7 +271,7 @@ DistillResult distill(const DistillRun& run) {
 
   auto export_student = [&]() {
     const double rate = export_rate(o, step);
-    std::map<std::string, std::string> meta = {{"teacher", o.teacher},
+    std::map<std::string, std::string> meta = {{"teacher", portable_path(o.teacher)},
                                                {"teacher_sha256", teacher_sha},
                                                {"loss", o.loss},
                                                {"N", std::to_string(o.N)},
