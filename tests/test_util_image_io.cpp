@@ -111,6 +111,19 @@ TEST(ReadImage, HostileJpegAndOtherFormatsAreRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("crash.jpg: JPEG Huffman table"), std::string::npos) << e.what();
   }
+  // Also found by fuzz_image: a 75-byte PNG whose IDAT chunk claims 1.6 GB, which stb allocated before reading.
+  std::ifstream in2(std::string(PIDISTILL_SOURCE_DIR) +
+                        "/tests/fuzz/corpus/image/oom-24a0caaf9afc228772287431fef7556d35f78052",
+                    std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  try {
+    decode_image(png, "oom.png");
+    ADD_FAILURE() << "no Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("oom.png: PNG chunk 'IDAT' at byte 33 claims 1616904192 bytes"),
+              std::string::npos)
+        << e.what();
+  }
   try {
     decode_image("GIF89a\x01\x00\x01\x00", "x.png");
     ADD_FAILURE() << "no Error";
