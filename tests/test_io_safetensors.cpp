@@ -1,5 +1,6 @@
 // safetensors: round trips of every dtype and of metadata, golden files, and one test per kind of bad file.
 #include "pidistill/io/safetensors.h"
+#include "pidistill/io/torch_pickle.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
 #include "test_common.h"
@@ -243,6 +244,9 @@ TEST(Files, SpecialFilesAreRefusedNotRead) {
   expect_error([&] { read_file(fifo); }, {fifo, "not a regular file"});  // returns at once: no writer needed
   expect_error([&] { require_regular_file(fifo); }, {fifo, "FIFO"});
   expect_error([&] { read_safetensors(fifo); }, {fifo, "not a regular file"});
+  EXPECT_FALSE(is_torch_file(fifo));  // answered at once: opening a FIFO to sniff it blocked inspect
+  expect_error([&] { read_file("/proc/self/mem"); }, {"/proc/self/mem", "pseudo-file"});  // size 0 in stat
+  expect_error([&] { require_regular_file("/proc/self/status"); }, {"/proc/self/status", "pseudo-file"});
   { std::ofstream(dir + "/big") << std::string(100, 'x'); }
   expect_error([&] { read_file(dir + "/big", 10); }, {dir + "/big", "100 bytes", "limit"});
 }

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,9 @@ namespace pidistill {
 namespace {
 
 std::string errno_text() { return std::strerror(errno); }
+
+constexpr long kProcSuperMagic = 0x9fa0;  // linux/magic.h PROC_SUPER_MAGIC
+constexpr long kSysfsMagic = 0x62656572;  // SYSFS_MAGIC
 
 // Writes all bytes to fd, retrying short writes; false (errno set) on failure.
 bool write_all(int fd, const char* data, size_t size) {
@@ -114,6 +118,10 @@ void require_regular_file(const std::string& path) {
     fail(path, "cannot open: " + errno_text());
   }
   check_regular(path, st);
+  struct statfs fs_info;
+  if (::statfs(path.c_str(), &fs_info) == 0 &&
+      (fs_info.f_type == kProcSuperMagic || fs_info.f_type == kSysfsMagic))
+    fail(path, "a /proc or /sys pseudo-file, not a file on disk");
   if (::access(path.c_str(), R_OK) != 0) fail(path, "cannot read: " + errno_text());
 }
 
@@ -133,6 +141,12 @@ std::string read_file(const std::string& path, uint64_t max_bytes) {
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     check_regular(path, st);
+  }
+  // Why: /proc and /sys files are "regular" but report size 0 (/proc/self/mem was "truncated: 0 bytes").
+  struct statfs fs_info;
+  if (::fstatfs(fd, &fs_info) == 0 && (fs_info.f_type == kProcSuperMagic || fs_info.f_type == kSysfsMagic)) {
+    ::close(fd);
+    fail(path, "a /proc or /sys pseudo-file, not a file on disk");
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > max_bytes) {
