@@ -1,8 +1,8 @@
 // EDM's training loop on a tiny network and a tiny random dataset: resume bit-exactness, EMA and
 // learning-rate formulas, non-finite steps, Adam against torch's, checkpoint atomicity and architecture
 // checks.
-#include "pidistill/edm/adam.h"
-#include "pidistill/edm/ema.h"
+#include "pidistill/optim/adam.h"
+#include "pidistill/optim/ema_halflife.h"
 #include "pidistill/edm/train.h"
 #include "pidistill/nets/net_file.h"
 #include "pidistill/util/checkpoint.h"

@@ -4,7 +4,7 @@
 #include "pidistill/edm/gaussian_mixture.h"
 #include "pidistill/pid/mlp.h"
 #include "pidistill/pid/pid_loss.h"
-#include "pidistill/pid/radam.h"
+#include "pidistill/optim/radam.h"
 #include "test_common.h"
 
 #include <torch/torch.h>

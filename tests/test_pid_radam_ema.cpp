@@ -1,6 +1,6 @@
 // RAdam and PID's EMA against torch 1.13.1 (golden radam_ema_{f32,f64}), plus state round trips.
-#include "pidistill/pid/ema.h"
-#include "pidistill/pid/radam.h"
+#include "pidistill/optim/ema_rates.h"
+#include "pidistill/optim/radam.h"
 #include "pidistill/util/error.h"
 #include "test_common.h"
 

@@ -1,5 +1,6 @@
 // `pidistill distill`: Physics Informed Distillation of an EDM teacher into a one-call student, with the
 // paper's CIFAR-10 settings as defaults; seeded, resumable, stopping exactly at --steps.
+#include "cli/cli_processes.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "pidistill/pid/distill.h"
@@ -18,6 +19,7 @@ struct DistillCliOptions {
   std::string resume;
   bool dry_run = false;
   bool quiet = false;
+  double dist_timeout = 300;
   NetOptions arch;
   CLI::App* cmd = nullptr;
 };
@@ -52,7 +54,9 @@ const std::pair<const char*, const char*> kFlagKeys[] = {{"--teacher", "teacher"
                                                          {"--fd-every", "fd_every"},
                                                          {"--fd-ref", "fd_ref"},
                                                          {"--fd-detector", "fd_detector"},
-                                                         {"--fd-images", "fd_images"}};
+                                                         {"--fd-images", "fd_images"},
+                                                         {"--joint-student", "joint_student"},
+                                                         {"--precision", "precision"}};
 
 void run_distill_command(DistillCliOptions& c) {
   DistillRun run;
@@ -71,7 +75,10 @@ void run_distill_command(DistillCliOptions& c) {
     std::cout << to_json(resolved) << "\n";
     return;
   }
+  auto processes = join_processes(run.options.device, c.dist_timeout);
+  run.processes = processes->processes();
   DistillResult r = distill(run);
+  if (!processes->is_main()) return;  // rank 0 reports for all
   std::printf("%s: step %lld, loss %.5g, %.1f s%s; student %s\n", r.run_dir.c_str(),
               static_cast<long long>(r.step), r.last_loss, r.seconds,
               r.stopped_early ? " (stopped early)" : "", r.student_path.c_str());
@@ -119,6 +126,7 @@ void add_distill_command(CLI::App& app) {
   cmd->add_option("--max-nonfinite", o.max_nonfinite, "Abort after this many non-finite losses in a row")
       ->capture_default_str();
   cmd->add_option("--device", o.device, "cpu or cuda[:i]")->capture_default_str();
+  add_process_options(*cmd, c->dist_timeout);
   cmd->add_flag("--f64", o.f64, "Train in float64");
   // Beyond the paper: all off by default, so the defaults stay the paper's recipe.
   cmd->add_option("--N-start", o.N_start,
@@ -138,6 +146,11 @@ void add_distill_command(CLI::App& app) {
                   "Feature network for --fd-every: inception-2015-12-05.pt or a pidistill classifier");
   cmd->add_option("--fd-images", o.fd_images, "One-call images per FD measurement (seeds 1000000...)")
       ->capture_default_str();
+  cmd->add_option("--precision", o.precision,
+                  "Mixed precision (autocast): fp32, bf16 (student and teacher) or bf16-teacher")
+      ->capture_default_str();
+  cmd->add_flag("--joint-student", o.joint_student,
+                "Both student calls of a step as one batch of 2B (same gradients, fewer kernels)");
   cmd->add_flag("--dry-run", c->dry_run, "Print the resolved options and stop");
   cmd->add_flag("--quiet", c->quiet, "No progress bar");
   add_net_options(*cmd, c->arch);

@@ -1,4 +1,5 @@
 // `pidistill train`: EDM's train.py for one process: resolve the options, record them, run the training loop.
+#include "cli/cli_processes.h"
 #include "cli/commands.h"
 #include "pidistill/data/dataset.h"
 #include "pidistill/edm/train.h"
@@ -30,6 +31,7 @@ struct TrainArgs {
   int pad = 0;            // --pad: zero-pad images to this size (Fashion-MNIST 28 -> 32)
   bool f64 = false;       // --f64: train in float64
   bool dry_run = false;   // --dry-run
+  double dist_timeout = 300;  // --dist-timeout: seconds to wait for the other processes
 };
 
 void run_train(TrainArgs a, const CLI::App& cmd) {
@@ -61,7 +63,8 @@ void run_train(TrainArgs a, const CLI::App& cmd) {
   TrainData data{dataset.raw_images(), o.cond ? dataset.raw_labels() : at::Tensor(), dataset.label_dim(),
                  o.data};
   int64_t steps = static_cast<int64_t>(std::ceil(o.duration_mimg * 1e6 / static_cast<double>(o.batch)));
-  std::cout << "Training options:\n"
+  if (launch_env().rank == 0)  // other ranks of a multi-process run stay quiet
+    std::cout << "Training options:\n"
             << train_options_to_json(o) << "\n"
             << "Dataset: " << dataset.size() << " images " << dataset.channels() << "x"
             << dataset.resolution() << "x" << dataset.resolution()
@@ -72,8 +75,11 @@ void run_train(TrainArgs a, const CLI::App& cmd) {
     return;
   }
   install_stop_handler();
-  EdmTrainer trainer(o, std::move(data));
+  std::string device = "cpu";  // train runs on the CPU
+  auto processes = join_processes(device, a.dist_timeout);
+  EdmTrainer trainer(o, std::move(data), processes->processes());
   TrainResult result = trainer.run();
+  if (!processes->is_main()) return;  // rank 0 reports for all
   std::cout << (result.interrupted ? "Interrupted" : "Done") << " at " << result.cur_nimg / 1000.0
             << " kimg (" << result.steps << " steps, " << result.skipped_steps << " skipped) in "
             << result.run_dir << "\n"
@@ -134,6 +140,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--sample-count", o.sample_count, "Images per snapshot sample grid")->capture_default_str();
   cmd->add_flag("--f64", a->f64, "Train in float64 (default float32)");
   cmd->add_flag("--dry-run", a->dry_run, "Print the resolved options and exit");
+  add_process_options(*cmd, a->dist_timeout);
   cmd->callback([a, cmd] { run_train(*a, *cmd); });
 }
 

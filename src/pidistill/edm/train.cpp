@@ -1,15 +1,11 @@
 #include "pidistill/edm/train.h"
 
-#include "pidistill/edm/ema.h"
-#include "pidistill/edm/sampler.h"
 #include "pidistill/nets/net_file.h"
+#include "pidistill/optim/ema_halflife.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
-#include "pidistill/util/image_io.h"
 #include "pidistill/util/json_depth.h"
-#include "pidistill/util/progress.h"
-#include "pidistill/util/seeds.h"
 #include "pidistill/util/sha256.h"
 #include "pidistill/util/stop_signal.h"
 
@@ -17,9 +13,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 
 namespace pidistill {
@@ -84,13 +78,16 @@ std::string config_difference(const std::string& a_text, const std::string& b_te
 
 }  // namespace
 
-std::string train_options_to_json(const TrainOptions& options) { return options_json(options).dump(2); }
+std::string train_options_to_json(const TrainOptions& options, int indent) {
+  return options_json(options).dump(indent);
+}
 
-EdmTrainer::EdmTrainer(TrainOptions options, TrainData data)
+EdmTrainer::EdmTrainer(TrainOptions options, TrainData data, RunProcesses processes)
     : options_(std::move(options)),
       data_(std::move(data)),
       gen_(at::detail::createCPUGenerator(static_cast<uint64_t>(options_.seed))),
-      dropout_gen_(at::detail::createCPUGenerator(static_cast<uint64_t>(options_.seed) ^ 0x5eedd509ull)) {
+      dropout_gen_(at::detail::createCPUGenerator(static_cast<uint64_t>(options_.seed) ^ 0x5eedd509ull)),
+      processes_(processes) {
   const auto& o = options_;
   const std::string& src = data_.source;
   if (!data_.images.defined() || data_.images.dim() != 4 || data_.images.scalar_type() != at::kByte)
@@ -113,6 +110,7 @@ EdmTrainer::EdmTrainer(TrainOptions options, TrainData data)
   int64_t batch_gpu = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
   if (o.batch % batch_gpu != 0)
     fail("--batch-gpu", std::to_string(batch_gpu) + " does not divide --batch " + std::to_string(o.batch));
+  micro_batches(processes_.slice(o.batch), batch_gpu);  // each process's part too (Error naming --batch-gpu)
   if (!(o.duration_mimg > 0)) fail("--duration", "must be positive");
   if (!(o.lr > 0 && std::isfinite(o.lr))) fail("--lr", "must be a finite positive number");
   if (!(o.tick_kimg > 0)) fail("--tick", "must be positive");
@@ -149,6 +147,10 @@ EdmTrainer::EdmTrainer(TrainOptions options, TrainData data)
     options_.resume = std::filesystem::absolute(o.resume).lexically_normal().string();
     load_state(options_.resume);
   }
+  std::vector<at::Tensor> replicated = net_->parameters();
+  for (auto& b : net_->buffers()) replicated.push_back(b);
+  for (auto& p : ema_->parameters()) replicated.push_back(p);
+  processes_.broadcast(replicated);  // no-op for one process
 }
 
 int64_t EdmTrainer::total_nimg() const { return std::llround(options_.duration_mimg * 1e6); }
@@ -160,42 +162,45 @@ double EdmTrainer::current_lr() const {
 
 bool EdmTrainer::train_step() {
   const auto& o = options_;
-  int64_t batch_gpu = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
-  int64_t rounds = o.batch / batch_gpu;
+  const int64_t batch_gpu = o.batch_gpu > 0 ? o.batch_gpu : o.batch;
+  const BatchSlice mine = processes_.slice(o.batch);
   auto dtype = net_->parameters().front().scalar_type();
   for (auto& p : net_->parameters()) p.mutable_grad() = at::Tensor();  // EDM: zero_grad(set_to_none=True)
 
-  double loss_sum = 0;
-  int64_t loss_elements = 0;
-  for (int64_t round = 0; round < rounds; ++round) {
+  std::vector<double> stats = {0, 0};  // loss sum, loss elements (summed over processes)
+  // Why every round is drawn: the draws are those of the global batch, round by round as one process makes
+  // them, so that a process trains on its slice with the numbers one process would have used there.
+  for (const BatchSlice& round : micro_batches({0, o.batch}, batch_gpu)) {
     auto idx = at::randint(data_.images.size(0), {batch_gpu}, gen_, at::kLong);  // [b]
     auto images = data_.images.index_select(0, idx).to(dtype) / 127.5 - 1;       // [b, C, H, W]
     if (o.xflip) {
       auto flip = (at::rand({batch_gpu, 1, 1, 1}, gen_, at::TensorOptions(dtype)) < 0.5);  // [b, 1, 1, 1]
       images = at::where(flip, images.flip({3}), images);
     }
+    LossDraws draws = draw_loss_noise(loss_, images, gen_);
+    if (!mine.contains(round)) continue;  // another process's images
     at::Tensor labels;
     if (o.cond) labels = at::one_hot(data_.labels.index_select(0, idx), data_.label_dim).to(dtype);  // [b, L]
-    auto loss = diffusion_loss(*precond_, loss_, images, labels, gen_);  // [b, C, H, W]
+    auto loss = diffusion_loss(*precond_, loss_, images, labels, draws);  // [b, C, H, W]
     // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward()
     loss.sum().mul(1.0 / static_cast<double>(o.batch)).backward();
-    loss_sum += loss.detach().sum().item<double>();
-    loss_elements += loss.numel();
+    stats[0] += loss.detach().sum().item<double>();
+    stats[1] += static_cast<double>(loss.numel());
   }
-  last_loss_ = loss_sum / static_cast<double>(loss_elements);
+  processes_.sync_step(net_->parameters(), stats);
+  last_loss_ = stats[0] / stats[1];
 
-  if (!std::isfinite(loss_sum)) {
+  if (!std::isfinite(stats[0])) {
     for (auto& p : net_->parameters()) p.mutable_grad() = at::Tensor();
     cur_nimg_ += o.batch;
     ++steps_;
-    ++skipped_steps_;
-    if (++nonfinite_in_row_ >= o.max_nonfinite_in_row)
-      fail("train", "the loss was not finite for " + std::to_string(nonfinite_in_row_) +
+    if (nonfinite_.record(false, o.max_nonfinite_in_row))
+      fail("train", "the loss was not finite for " + std::to_string(nonfinite_.in_row) +
                         " steps in a row (at kimg " + std::to_string(cur_nimg_ / 1000) +
                         "); hint: lower --lr, or resume from an earlier training state");
     return false;
   }
-  nonfinite_in_row_ = 0;
+  nonfinite_.record(true, o.max_nonfinite_in_row);
 
   optimizer_->config.lr = current_lr();
   {
@@ -221,8 +226,8 @@ void EdmTrainer::save_state(const std::string& path) const {
                 {"cur_tick", cur_tick_},
                 {"tick_start_nimg", tick_start_nimg_},
                 {"steps", steps_},
-                {"skipped_steps", skipped_steps_},
-                {"nonfinite_in_row", nonfinite_in_row_},
+                {"skipped_steps", nonfinite_.total},
+                {"nonfinite_in_row", nonfinite_.in_row},
                 {"net_config", json::parse(net_config_to_json(net_->config))},
                 {"dtype", options_.dtype},
                 {"data_sha256", data_sha256_},
@@ -257,122 +262,8 @@ void EdmTrainer::load_state(const std::string& path) {
   cur_tick_ = state.at("cur_tick").get<int64_t>();
   tick_start_nimg_ = state.at("tick_start_nimg").get<int64_t>();
   steps_ = state.at("steps").get<int64_t>();
-  skipped_steps_ = state.at("skipped_steps").get<int64_t>();
-  nonfinite_in_row_ = state.at("nonfinite_in_row").get<int64_t>();
-}
-
-std::string EdmTrainer::kimg_name(const std::string& stem, const std::string& ext) const {
-  char name[64];
-  std::snprintf(name, sizeof(name), "%s-%06lld.%s", stem.c_str(), static_cast<long long>(cur_nimg_ / 1000),
-                ext.c_str());
-  return (std::filesystem::path(run_dir_) / name).string();
-}
-
-void EdmTrainer::write_sample_grid(const std::string& path) {
-  std::vector<int64_t> seeds;
-  for (int i = 0; i < options_.sample_count; ++i) seeds.push_back(i);
-  auto latents =
-      latents_for_seeds(seeds, options_.net.img_channels, options_.net.img_resolution);  // [n, C, H, W]
-  at::Tensor labels;
-  if (options_.net.label_dim > 0)
-    labels = at::one_hot(at::arange(options_.sample_count, at::kLong) % options_.net.label_dim,
-                         options_.net.label_dim)
-                 .to(at::kDouble);  // [n, L]: class = seed mod label_dim
-  Precond ema_precond(ema_, options_.precond);
-  SamplerConfig sampler;
-  sampler.num_steps = options_.sample_steps;
-  auto x = heun_sample(ema_precond, latents, labels, sampler);  // [n, C, H, W] f64
-  write_png_grid(path, x.to(at::kFloat));
-}
-
-TrainResult EdmTrainer::run() {
-  const auto& o = options_;
-  std::string dataset_name = std::filesystem::path(o.data).filename().string();
-  if (dataset_name.empty()) dataset_name = std::filesystem::path(o.data).parent_path().filename().string();
-  std::string desc = (dataset_name.empty() ? "data" : dataset_name) + "-" + (o.cond ? "cond" : "uncond") +
-                     "-" + o.arch + "-" + to_string(o.precond) + "-batch" + std::to_string(o.batch) + "-" +
-                     o.dtype;
-  TrainResult result;
-  // A resumed run continues in its checkpoint's directory: the checkpoint resumed from is replaced by the next
-  // (only the newest training state is kept), and stats lines of ticks after it (logged before an
-  // interruption) are dropped, since those ticks are trained again.
-  run_dir_ = o.resume.empty() ? make_run_dir(o.outdir, desc) : std::filesystem::path(o.resume).parent_path().string();
-  const std::string stats_path = (std::filesystem::path(run_dir_) / "stats.jsonl").string();
-  if (!o.resume.empty()) {
-    result.last_state = o.resume;
-    drop_lines_after_step(stats_path, cur_tick_ - 1, "tick");
-    remove_stale_temporaries(run_dir_);
-  }
-  write_file_atomic((std::filesystem::path(run_dir_) / "training_options.json").string(),
-                    train_options_to_json(o) + "\n");
-  result.run_dir = run_dir_;
-  Progress progress("train", total_nimg(), "img", o.progress, /*start_done=*/cur_nimg_);
-  using clock = std::chrono::steady_clock;
-  auto start_time = clock::now(), tick_start_time = start_time;
-  double tick_loss_sum = 0;
-  int64_t tick_steps = 0, tick_skipped = 0;
-  tick_start_nimg_ = cur_nimg_;
-
-  bool done = cur_nimg_ >= total_nimg();
-  bool stop = false;
-  while (!done && !stop) {
-    double lr = current_lr();
-    if (train_step()) {
-      tick_loss_sum += last_loss_;
-      ++tick_steps;
-    } else {
-      ++tick_skipped;
-    }
-    done = cur_nimg_ >= total_nimg();
-    stop = !done && should_stop && should_stop();
-    char extra[64];
-    std::snprintf(extra, sizeof(extra), "loss %.4f", last_loss_);
-    progress.update(cur_nimg_, extra);
-    if (!done && !stop && cur_tick_ != 0 && cur_nimg_ < tick_start_nimg_ + std::llround(o.tick_kimg * 1000))
-      continue;
-
-    // Once per tick: stats, and snapshots every snap_ticks ticks (EDM also snapshots at tick 0).
-    auto now = clock::now();
-    double tick_seconds = std::chrono::duration<double>(now - tick_start_time).count();
-    json stats = {
-        {"tick", cur_tick_},
-        {"kimg", static_cast<double>(cur_nimg_) / 1000},
-        {"loss", tick_steps ? tick_loss_sum / static_cast<double>(tick_steps) : NAN},
-        {"images_per_s", static_cast<double>(cur_nimg_ - tick_start_nimg_) / std::max(tick_seconds, 1e-9)},
-        {"lr", lr},
-        {"time_s", std::chrono::duration<double>(now - start_time).count()},
-        {"skipped_steps", tick_skipped}};
-    if (tick_steps == 0) stats["loss"] = nullptr;
-    append_line(stats_path, stats.dump());
-    const bool snapshot = done || stop || (o.snap_ticks > 0 && cur_tick_ % o.snap_ticks == 0);
-    const bool state_too = snapshot && (cur_tick_ != 0 || done || stop);
-    // Why before saving: the state records the next tick, so a resumed run numbers its ticks as an
-    // uninterrupted one does (no tick logged twice).
-    ++cur_tick_;
-    tick_start_nimg_ = cur_nimg_;
-    if (snapshot) {
-      result.last_network = kimg_name("network-snapshot", "safetensors");
-      save_net(result.last_network, *ema_, to_string(o.precond),
-               {{"kimg", std::to_string(cur_nimg_ / 1000)}, {"training_options", options_json(o).dump()}});
-      write_sample_grid(kimg_name("samples", "png"));
-    }
-    if (state_too) {
-      const std::string state_path = kimg_name("training-state", "safetensors");
-      save_state(state_path);
-      // Keep only the newest training state: each holds the network, its EMA and Adam's moments.
-      if (!result.last_state.empty() && result.last_state != state_path) std::filesystem::remove(result.last_state);
-      result.last_state = state_path;
-    }
-    tick_start_time = now;
-    tick_loss_sum = 0;
-    tick_steps = tick_skipped = 0;
-  }
-  progress.finish();
-  result.cur_nimg = cur_nimg_;
-  result.steps = steps_;
-  result.skipped_steps = skipped_steps_;
-  result.interrupted = stop;
-  return result;
+  nonfinite_.total = state.at("skipped_steps").get<int64_t>();
+  nonfinite_.in_row = state.at("nonfinite_in_row").get<int64_t>();
 }
 
 }  // namespace pidistill

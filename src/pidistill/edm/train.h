@@ -1,14 +1,18 @@
-// EDM's training loop (training/training_loop.py) for one process on CPU or one GPU: Adam with a learning-rate
+// EDM's training (training/training_loop.py) on the shared run harness (run/): Adam with a learning-rate
 // ramp-up, an EMA by half-life, gradient accumulation, seeded and resumable bit for bit, atomic checkpoints.
 #pragma once
-#include "pidistill/edm/adam.h"
 #include "pidistill/edm/edm_loss.h"
 #include "pidistill/edm/precond.h"
 #include "pidistill/nets/net_config.h"
+#include "pidistill/optim/adam.h"
+#include "pidistill/run/nonfinite.h"
+#include "pidistill/run/processes.h"
+#include "pidistill/run/run_files.h"
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,7 +47,8 @@ struct TrainOptions {
   bool progress = true;        // Show the progress bar / tick lines on stderr.
 };
 
-std::string train_options_to_json(const TrainOptions& options);  // pretty JSON, EDM's names
+// The options as JSON under EDM's names: pretty (indent 2, training_options.json) or one line (indent -1).
+std::string train_options_to_json(const TrainOptions& options, int indent = 2);
 
 // The training images, held in memory as the datasets give them.
 struct TrainData {
@@ -67,16 +72,17 @@ class EdmTrainer {
  public:
   // Builds the network (seeded), EMA and optimizer; with options.resume, restores everything from the checkpoint
   // (Error naming the file and the key when it is of another architecture). Creates no files.
-  EdmTrainer(TrainOptions options, TrainData data);
+  // `processes`: this process's rank and how gradients are summed (one process by default).
+  EdmTrainer(TrainOptions options, TrainData data, RunProcesses processes = {});
 
   // One optimizer step over options.batch images (in micro-batches). Returns false when the loss was not finite:
   // the step is then skipped (no update of weights, moments or EMA) and counted; the images count as seen.
+  // With several processes every one draws the whole batch's random numbers and trains on its slice.
   bool train_step();
 
   // Runs until the duration is reached (cur_nimg >= duration) or should_stop() says so, in a new numbered run
-  // directory (a resumed run: in its checkpoint's directory): training_options.json, stats.jsonl per tick,
-  // sample grids and network snapshots every options.snap_ticks ticks, at the end and when stopped, and the
-  // training state then (only the newest is kept).
+  // directory: training_options.json, stats.jsonl per tick, sample grids, network snapshots and training states
+  // every options.snap_ticks ticks, at the end and when stopped.
   TrainResult run();
 
   // Writes the training state (model, EMA, Adam, RNG states, progress, options) atomically to PATH.
@@ -89,13 +95,14 @@ class EdmTrainer {
   std::shared_ptr<UNet> ema() const { return ema_; }
   int64_t cur_nimg() const { return cur_nimg_; }
   int64_t total_nimg() const;
-  int64_t skipped_steps() const { return skipped_steps_; }
+  int64_t skipped_steps() const { return nonfinite_.total; }
   double last_loss() const { return last_loss_; }
   double current_lr() const;  // the ramped learning rate of the next step
 
  private:
   void load_state(const std::string& path);
   void write_sample_grid(const std::string& path);
+  void write_tick(bool final);  // a stats.jsonl line; snapshots on the --snap cadence and at the end
   std::string kimg_name(const std::string& stem, const std::string& ext) const;
 
   TrainOptions options_;
@@ -106,11 +113,17 @@ class EdmTrainer {
   std::unique_ptr<Adam> optimizer_;
   at::Generator gen_;          // minibatch indices, x-flips, loss noise
   at::Generator dropout_gen_;  // the network's dropout masks
-  int64_t cur_nimg_ = 0, cur_tick_ = 0, tick_start_nimg_ = 0;
-  int64_t steps_ = 0, skipped_steps_ = 0, nonfinite_in_row_ = 0;
+  RunProcesses processes_;
+  int64_t cur_nimg_ = 0, cur_tick_ = 0, tick_start_nimg_ = 0, steps_ = 0;
+  NonFiniteCount nonfinite_;
   double last_loss_ = 0;
-  std::string run_dir_;
+  // The tick being logged: its loss sum over finite steps, steps, skipped steps, lr of its last step, start.
+  double tick_loss_sum_ = 0, tick_lr_ = 0;
+  int64_t tick_steps_ = 0, tick_skipped_ = 0;
+  std::chrono::steady_clock::time_point start_time_, tick_start_time_;
+  RunFiles files_;
   std::string data_sha256_;  // of the training images and labels, recorded in states and checked on resume
+  TrainResult result_;
 };
 
 }  // namespace pidistill

@@ -1,6 +1,6 @@
 #include "pidistill/metrics/train_classifier.h"
 
-#include "pidistill/edm/adam.h"
+#include "pidistill/optim/adam.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/progress.h"
 #include "pidistill/util/stop_signal.h"

@@ -1,9 +1,9 @@
-// The PID training loop: RAdam on the student, EMAs every step, seeded draws, atomic checkpoints,
-// stats.jsonl, sample grids and the exported student, in a numbered run directory (or the resumed run's own
-// directory).
+// A PID distillation run on the run harness (run/): the PidTrainer's steps, stats.jsonl lines (losses, FD),
+// checkpoints, sample grids and the exported student, in a numbered run directory (or the resumed run's own).
 #pragma once
 #include "pidistill/nets/net_config.h"
 #include "pidistill/pid/distill_options.h"
+#include "pidistill/run/processes.h"
 
 #include <cstdint>
 #include <functional>
@@ -34,6 +34,7 @@ struct DistillRun {
   std::vector<std::string> given;
   bool show_progress = true;
   std::function<void(int64_t step)> after_step;  // tests: called after each completed step
+  RunProcesses processes;  // this process's rank, how gradients are summed (one process by default)
 };
 
 DistillResult distill(const DistillRun& run);

@@ -20,6 +20,9 @@ void validate(const DistillOptions& o) {
   pid_distance_from_string(o.loss);
   if (!(o.lr > 0 && std::isfinite(o.lr))) fail("--lr", "must be a finite number > 0");
   if (o.batch < 1) fail("--batch", "must be >= 1");
+  if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "bf16-teacher")
+    fail("--precision", "'" + o.precision + "' is not fp32, bf16 or bf16-teacher");
+  if (o.precision != "fp32" && o.f64) fail("--precision", o.precision + " cannot be combined with --f64");
   if (o.batch_gpu < 0 || (o.batch_gpu > 0 && o.batch % o.batch_gpu != 0))
     fail("--batch-gpu", "must divide --batch (" + std::to_string(o.batch) + ")");
   if (o.steps < 0) fail("--steps", "must be >= 0");
@@ -94,7 +97,9 @@ std::string to_json(const DistillOptions& o) {
             {"fd_every", o.fd_every},
             {"fd_ref", o.fd_ref},
             {"fd_detector", o.fd_detector},
-            {"fd_images", o.fd_images}};
+            {"fd_images", o.fd_images},
+            {"joint_student", o.joint_student},
+            {"precision", o.precision}};
   return j.dump(2);
 }
 
@@ -127,7 +132,8 @@ DistillOptions distill_options_from_json(const std::string& text) {
   get("grid_seeds", o.grid_seeds), get("max_nonfinite", o.max_nonfinite), get("device", o.device);
   get("f64", o.f64), get("N_start", o.N_start), get("N_refine_every", o.N_refine_every);
   get("index_sampling", o.index_sampling), get("fd_every", o.fd_every), get("fd_ref", o.fd_ref);
-  get("fd_detector", o.fd_detector), get("fd_images", o.fd_images);
+  get("fd_detector", o.fd_detector), get("fd_images", o.fd_images), get("joint_student", o.joint_student);
+  get("precision", o.precision);
   return o;
 }
 

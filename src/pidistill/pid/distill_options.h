@@ -40,6 +40,8 @@ struct DistillOptions {
   std::string fd_ref;                      // Reference statistics (.npz from pidistill ref) for fd_every.
   std::string fd_detector;                 // Feature network file for fd_every (Inception or classifier).
   int64_t fd_images = 1000;                // One-call images per FD measurement (seeds 1000000...).
+  bool joint_student = false;              // Both student calls of a step as one batch of 2B (speed).
+  std::string precision = "fp32";          // fp32, bf16 (student and teacher) or bf16-teacher (autocast).
 };
 
 // Error naming the option for anything that cannot run (N < 2, batch_gpu not dividing batch, bad rates, ...).

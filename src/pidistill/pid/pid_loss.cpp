@@ -69,8 +69,22 @@ PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tens
   out.indices2 = neighbour_indices(indices, config.grid);
   out.t = idx2sigmas(indices, config.grid, dtype).to(z.device());        // t: [B]
   out.t2 = idx2sigmas(out.indices2, config.grid, dtype).to(z.device());  // t2: [B]
-  out.y_hat = student(z, out.t, class_labels);                           // y_hat: [B, C, H, W]
-  out.y_hat_dt = student(z, out.t2, class_labels);                       // y_hat_dt: [B, C, H, W]
+  {
+  AutocastGuard mixed(config.student_precision, z.is_cuda());
+  if (config.joint_student_call) {
+    const int64_t B = z.size(0);
+    auto labels2 = class_labels.defined() ? at::cat({class_labels, class_labels}) : class_labels;
+    auto both = student(at::cat({z, z}), at::cat({out.t, out.t2}), labels2);  // both: [2B, C, H, W]
+    out.y_hat = both.narrow(0, 0, B);
+    out.y_hat_dt = both.narrow(0, B, B);
+  } else {
+    out.y_hat = student(z, out.t, class_labels);      // y_hat: [B, C, H, W]
+    out.y_hat_dt = student(z, out.t2, class_labels);  // y_hat_dt: [B, C, H, W]
+  }
+  }
+  // Why back to the latents' dtype: the two outputs differ by little, and their difference is divided by t - t2.
+  out.y_hat = out.y_hat.to(dtype);
+  out.y_hat_dt = out.y_hat_dt.to(dtype);
   std::vector<int64_t> bshape(z.dim(), 1);
   bshape[0] = z.size(0);
   auto t_b = out.t.reshape(bshape), t2_b = out.t2.reshape(bshape);  // [B, 1, 1, 1]
@@ -78,6 +92,7 @@ PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tens
   {
     // Stop-gradient: the teacher only supplies the ODE's right-hand side at the student's current point.
     torch::NoGradGuard no_grad;
+    AutocastGuard mixed(config.teacher_precision, z.is_cuda());
     out.teacher_pred = teacher.denoise(out.y_hat.detach(), out.t, class_labels).to(dtype);
   }
   out.target = out.y_hat - out.dydx * t_b;

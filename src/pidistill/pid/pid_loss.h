@@ -6,6 +6,7 @@
 #include "pidistill/metrics/lpips.h"
 #include "pidistill/pid/pid_grid.h"
 #include "pidistill/pid/student.h"
+#include "pidistill/util/autocast.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -23,6 +24,13 @@ struct PidLossConfig {
   PidDistance distance = PidDistance::L2;  // The paper uses lpips for images, l2 for the theory.
   double huber_c = 0;            // Pseudo-Huber constant c; 0 = iCT's 0.00054 sqrt(dim of one sample).
   const Lpips* lpips = nullptr;  // Required for PidDistance::LPIPS (not owned).
+  // Both student evaluations (at t_i and t_j) as one call on a batch of 2B: the same function and gradients
+  // (per-sample network, no batch statistics), half the kernel launches; off = two calls, as the official code.
+  bool joint_student_call = false;
+  // Mixed precision of the student's and the teacher's networks (--precision); the finite difference, the
+  // distance and the gradients' accumulation stay in the latents' dtype.
+  Precision student_precision = Precision::FP32;
+  Precision teacher_precision = Precision::FP32;
 };
 
 struct PidLossOutput {

@@ -1,4 +1,4 @@
-#include "pidistill/edm/adam.h"
+#include "pidistill/optim/adam.h"
 
 #include "pidistill/util/error.h"
 

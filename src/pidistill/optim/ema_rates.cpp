@@ -1,5 +1,5 @@
 // PID's update_ema: targ.mul_(rate).add_(src, alpha=1-rate), one average per rate.
-#include "pidistill/pid/ema.h"
+#include "pidistill/optim/ema_rates.h"
 
 #include "pidistill/util/error.h"
 

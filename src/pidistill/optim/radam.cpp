@@ -1,6 +1,6 @@
 // RAdam as torch 1.13.1's _single_tensor_radam: the same ATen calls in the same order, so float32 rounds
 // (fused multiply-adds included) exactly as the Python optimiser does with the same library.
-#include "pidistill/pid/radam.h"
+#include "pidistill/optim/radam.h"
 
 #include "pidistill/util/error.h"
 

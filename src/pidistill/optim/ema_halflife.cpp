@@ -1,4 +1,4 @@
-#include "pidistill/edm/ema.h"
+#include "pidistill/optim/ema_halflife.h"
 
 #include "pidistill/util/error.h"
 
