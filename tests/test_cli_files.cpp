@@ -144,6 +144,23 @@ TEST(ErrorsCli, WrongImageShape) {
   EXPECT_NE(result.output.find("[4, 3, 8, 16]"), std::string::npos) << result.output;
 }
 
+// A 216-byte safetensors holding only a config that asks for a 4096-channel network once took 4.7 GB: now every
+// command that builds a network from it refuses it first, in one line naming the file.
+TEST(ErrorsCli, ConfigOnlyFileAskingForAHugeNetwork) {
+  const std::string path = scratch_dir() + "/config_only.safetensors";
+  write_safetensors(path, {}, {{"config", R"({"model_channels":4096,"channel_mult":[1,2,2,2],"num_blocks":4})"}});
+  for (const std::string command : {"inspect " + quoted(path),
+                                    "convert " + quoted(path) + " " + quoted(scratch_dir() + "/c.safetensors"),
+                                    "generate --net " + quoted(path) + " --seeds 0 --steps 2 --out " +
+                                        quoted(scratch_dir() + "/g.safetensors")}) {
+    SCOPED_TRACE(command);
+    const CliResult result = run_cli(command);
+    EXPECT_ONE_LINE_ERROR(result);
+    EXPECT_NE(result.output.find(path + ": the config describes a SongUNet of"), std::string::npos)
+        << result.output;
+  }
+}
+
 TEST(ErrorsCli, UnknownOptionAndBadPrecond) {
   EXPECT_ONE_LINE_ERROR(run_cli("denoise --no-such-option"));
   EXPECT_ONE_LINE_ERROR(run_cli("convert " + quoted(golden("ddpmpp_uncond_weights.safetensors")) + " " +

@@ -41,5 +41,18 @@ TEST(BundledTeacher, SamplesLookLikeFashionMnist) {
   EXPECT_LT(outside, 0.01);  // within the data range, up to sampler error
 }
 
+// The bundled files travel to other machines: their metadata names no folder of the machine they were made on.
+TEST(BundledTeacher, MetadataRecordsNoAbsolutePaths) {
+  const std::string models = std::string(PIDISTILL_SOURCE_DIR) + "/models/";
+  for (const std::string name : {"fashion-mnist-ddpmpp-teacher.safetensors", "fashion-mnist-pid-student.safetensors"}) {
+    SCOPED_TRACE(name);
+    const TensorFile file = read_safetensors(models + name);
+    for (const auto& [key, value] : file.metadata) {
+      EXPECT_EQ(value.find("\"/"), std::string::npos) << key << " = " << value;
+      EXPECT_NE(value.rfind("/", 0), 0u) << key << " = " << value;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pidistill::test

@@ -98,6 +98,11 @@ TEST_F(CliTrain, TrainsThenGeneratesFromTheSnapshot) {
   EXPECT_FALSE(find_file(dir / "runs", "training_options.json").empty());
   EXPECT_FALSE(find_file(dir / "runs", "stats.jsonl").empty());
   EXPECT_FALSE(find_file(dir / "runs", "samples-").empty());
+  // The snapshot travels: its options name the (absolute) --data and --outdir by their last component only.
+  const std::string options = pidistill::read_safetensors(net).meta("training_options");
+  EXPECT_NE(options.find("\"data\":\"data\""), std::string::npos) << options;
+  EXPECT_NE(options.find("\"outdir\":\"runs\""), std::string::npos) << options;
+  EXPECT_EQ(options.find(dir.string()), std::string::npos) << options;
 
   std::string grid = (dir / "grid.png").string(), out = (dir / "x.safetensors").string();
   CliRun gen = run_cli("generate --net " + net + " --seeds 0-3 --steps 3 --class 1 --grid " + grid + " --out " + out +

@@ -68,6 +68,19 @@ TEST(IdxReader, BadFilesNameFileAndOffset) {
                {"c-labels-idx1-ubyte", "3 labels", "4 images"});
   write_raw(dir / "d-images-idx3-ubyte", "\x00\x00\x08");
   expect_error([&] { open_dataset((dir / "d-images-idx3-ubyte").string()); }, {"d-images-idx3-ubyte", "header"});
+  // Size bombs: dimensions whose product overflows, and a small gzip inflating far past what its header says
+  // (stopped as soon as it passes, not after gigabytes).
+  write_raw(dir / "e-images-idx3-ubyte", be32(0x803) + be32(0xffffffff) + be32(0xffffffff) + be32(0xffffffff));
+  expect_error([&] { open_dataset((dir / "e-images-idx3-ubyte").string()); },
+               {"e-images-idx3-ubyte", "multiply to more than 2^40"});
+  // Found by fuzz_idx: images of 0 columns (UBSan: memcpy from a null tensor).
+  write_raw(dir / "g-images-idx3-ubyte", be32(0x803) + be32(2) + be32(0) + be32(5));
+  expect_error([&] { open_dataset((dir / "g-images-idx3-ubyte").string()); },
+               {"g-images-idx3-ubyte", "0x5", "no pixels"});
+  write_gz(dir / "f-images-idx3-ubyte.gz", idx_images(1, 2, 2) + std::string(64u << 20, '\0'));
+  ASSERT_LT(fs::file_size(dir / "f-images-idx3-ubyte.gz"), 200000u);
+  expect_error([&] { open_dataset((dir / "f-images-idx3-ubyte.gz").string()); },
+               {"f-images-idx3-ubyte.gz", "more than the 20 bytes its IDX header describes"});
   fs::remove_all(dir);
 }
 

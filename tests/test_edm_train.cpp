@@ -7,15 +7,21 @@
 #include "pidistill/nets/net_file.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
 #include "test_common.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <filesystem>
+#include <sstream>
+#include <vector>
 
 using namespace pidistill;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
@@ -111,6 +117,73 @@ TEST(EdmTrain, InterruptedAndResumedEqualsUninterrupted) {
   // The exported network loads for generation and equals the EMA.
   auto loaded = load_net(full_result.last_network);
   expect_same_weights(*loaded.net, *full.ema(), "exported");
+  fs::remove_all(dir);
+}
+
+namespace {
+
+int count_states(const std::string& dir) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().rfind("training-state-", 0) == 0;
+  return n;
+}
+
+std::vector<int64_t> logged_ticks(const std::string& stats) {
+  std::vector<int64_t> ticks;
+  std::istringstream in(read_file(stats));
+  for (std::string line; std::getline(in, line);) ticks.push_back(nlohmann::json::parse(line).at("tick").get<int64_t>());
+  return ticks;
+}
+
+}  // namespace
+
+// Resume hygiene: the run continues in its directory with one training state, every tick logged once (a line
+// logged after the checkpoint, before a kill, is dropped), from any folder through a relative path, and only
+// on the same training images.
+TEST(EdmTrain, ResumeKeepsOneStateLogsEachTickOnceFromAnyFolderOnTheSameData) {
+  const auto dir = temp_dir("hygiene");
+  EdmTrainer full(tiny_options(dir + "/full"), tiny_data());
+  const TrainResult full_result = full.run();
+  EXPECT_EQ(count_states(full_result.run_dir), 1);
+  const std::vector<int64_t> full_ticks = logged_ticks(full_result.run_dir + "/stats.jsonl");
+  EXPECT_EQ(full_ticks, (std::vector<int64_t>{0, 1, 2, 3}));
+
+  EdmTrainer first(tiny_options(dir + "/runs"), tiny_data());
+  int calls = 0;
+  first.should_stop = [&] { return ++calls == 4; };  // stopped after step 4 of 6
+  const TrainResult first_result = first.run();
+  ASSERT_TRUE(first_result.interrupted);
+  EXPECT_EQ(count_states(first_result.run_dir), 1);
+  append_line(first_result.run_dir + "/stats.jsonl", R"({"tick":99,"kimg":1.0})");
+
+  // Resumed through a path relative to one folder; the run itself starts after moving to another.
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir + "/runs");
+  TrainOptions options = tiny_options("unused-on-resume");
+  options.resume = fs::relative(first_result.last_state, dir + "/runs").string();
+  ASSERT_TRUE(fs::path(options.resume).is_relative());
+  TrainResult resumed_result;
+  {
+    EdmTrainer resumed(options, tiny_data());
+    fs::current_path(dir);
+    resumed_result = resumed.run();
+    expect_same_weights(*resumed.net(), *full.net(), "net");
+  }
+  fs::current_path(cwd);
+  EXPECT_EQ(fs::canonical(resumed_result.run_dir), fs::canonical(first_result.run_dir));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "unused-on-resume"));
+  EXPECT_EQ(count_states(first_result.run_dir), 1);
+  EXPECT_EQ(logged_ticks(first_result.run_dir + "/stats.jsonl"), full_ticks);
+  const json state = json::parse(checkpoint_state(load_checkpoint(resumed_result.last_state, "edm_train")));
+  EXPECT_EQ(state.at("cur_nimg").get<int64_t>(), 48);
+  EXPECT_EQ(state.at("options").at("resume").get<std::string>(), fs::path(resumed_result.last_state).filename().string())
+      << "absolute paths are recorded by their last component only";
+
+  // Other images under the same name: refused, naming the data and the hint.
+  TrainData other = tiny_data();
+  other.images[0][0][0][0] = other.images[0][0][0][0].item<uint8_t>() ^ 1;
+  options.resume = resumed_result.last_state;
+  test::expect_error([&] { EdmTrainer trainer(options, other); }, {"tiny", "training images differ", "sha256", "--data"});
   fs::remove_all(dir);
 }
 

@@ -152,6 +152,10 @@ TEST(Npz, BadFilesNameTheFileAndArray) {
       {"overflow.npz",
        npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", f8_bytes({1})),
        "overflows"},
+      // Found by fuzz_npz: with a 0 among them the size is 0, but the other dimensions' strides overflow int64
+      // (LibTorch threw an anonymous error from permute).
+      {"zero_overflow.npz",
+       npy("{'descr': '<f8', 'fortran_order': True, 'shape': (0, 8888888888, 8888888888), }", ""), "overflows"},
       {"header.npz", npy("{'descr': '<f8', 'fortran_order': Maybe, 'shape': (2,), }", f8_bytes({1, 2})),
        "fortran_order"},
       {"cut_header.npz", npy(ok_header, "").substr(0, 30), "truncated"},

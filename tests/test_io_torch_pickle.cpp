@@ -221,6 +221,68 @@ TEST(TorchPickle, ViewBeyondStorage) {
   expect_error([&] { read_torch_checkpoint(path); }, {path, "beyond storage '0'"});
 }
 
+// Size bombs: what a record or a view claims is checked against what the file holds before anything is allocated.
+TEST(TorchPickle, ZipRecordClaimingMoreThanDeflateCanGiveIsRefused) {
+  std::string zip = make_zip({{"t/data.pkl", tiny_pickle()}, {"t/data/0", float_bytes({1, 2, 3})}},
+                             /*deflated=*/true);
+  // The central directory's uncompressed size of data.pkl (offset 24 of its header) now claims ~4 GiB.
+  const size_t central = zip.find(std::string("PK\x01\x02", 4));
+  ASSERT_NE(central, std::string::npos);
+  for (int i = 0; i < 4; ++i) zip[central + 24 + i] = '\xfe';
+  std::string path = temp_path("bomb.pt");
+  write_file_atomic(path, zip);
+  ASSERT_LT(zip.size(), 1000u);
+  expect_error([&] { read_torch_checkpoint(path); },
+               {path, "'t/data.pkl'", "claims 4278124286 bytes", "more than deflate can expand"});
+}
+
+TEST(TorchPickle, ZipRecordShorterThanItsClaimIsRefused) {
+  std::string zip = make_zip({{"t/data.pkl", tiny_pickle()}, {"t/data/0", float_bytes({1, 2, 3})}},
+                             /*deflated=*/true);
+  const size_t central = zip.find(std::string("PK\x01\x02", 4));
+  const uint32_t claimed = static_cast<uint32_t>(tiny_pickle().size()) + 100;  // within deflate's ratio
+  for (int i = 0; i < 4; ++i) zip[central + 24 + i] = static_cast<char>((claimed >> (8 * i)) & 0xff);
+  std::string path = temp_path("short_deflate.pt");
+  write_file_atomic(path, zip);
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "'t/data.pkl'", "deflate data is corrupt or truncated"});
+}
+
+TEST(TorchPickle, StrideZeroViewExpandingItsStorageIsRefused) {
+  // The tensor's size (3,) stride (1,) becomes size (300000000,) stride (0,): 1.2 GB from 3 stored floats.
+  std::string pkl = tiny_pickle();
+  const std::string view = std::string("K\x03\x85K\x01\x85", 6);
+  const size_t at = pkl.find(view);
+  ASSERT_NE(at, std::string::npos);
+  std::string big("J");
+  put_le(big, 300000000, 4);
+  pkl.replace(at, view.size(), big + std::string("\x85K\x00\x85", 4));
+  std::string path = temp_path("stride0.pt");
+  write_file_atomic(path, make_zip({{"t/data.pkl", pkl}, {"t/data/0", float_bytes({1, 2, 3})}}));
+  ASSERT_LT(fs::file_size(path), 1000u);
+  expect_error([&] { read_torch_checkpoint(path); },
+               {path, "300000000 elements", "storage '0' of only 3 items", "stride 0"});
+  // An overlapping view within the storage's size is fine: (3,) with stride 0 repeats the first value.
+  std::string small = tiny_pickle();
+  small.replace(small.find(view), view.size(), std::string("K\x03\x85K\x00\x85", 6));
+  std::string path2 = temp_path("stride0_small.pt");
+  write_file_atomic(path2, make_zip({{"t/data.pkl", small}, {"t/data/0", float_bytes({7, 2, 3})}}));
+  NamedTensors t = read_torch_checkpoint(path2);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_TRUE(at::equal(t[0].second, at::tensor({7.f, 7.f, 7.f})));
+}
+
+// Found by fuzz_torch_pickle (tests/fuzz/corpus/torch_pickle/crash-ac8070fb...): a 54-byte file whose end record
+// points to a zip64 record; "n - 56" wrapped around and the reader read past the end of the file.
+TEST(TorchPickle, Zip64RecordInAFileShorterThanItIsRefused) {
+  const unsigned char raw[] = {0x50, 0x4b, 0x03, 0x04, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x23, 0x50, 0x4b,
+                               0x06, 0x07, 0x00, 0x00, 0x00, 0x00, 0xc9, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                               0x01, 0x00, 0x00, 0x00, 0x50, 0x4b, 0x05, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                               0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00};
+  std::string path = temp_path("short_zip64.pt");
+  write_file_atomic(path, std::string(reinterpret_cast<const char*>(raw), sizeof raw));
+  expect_error([&] { read_torch_checkpoint(path); }, {path, "truncated zip", "zip64 end-of-central-directory"});
+}
+
 TEST(TorchPickle, NoDataPkl) {
   std::string path = temp_path("nopkl.pt");
   write_file_atomic(path, make_zip({{"readme.txt", "hello"}}));

@@ -111,6 +111,16 @@ TEST(Classifier, FileRoundTripAndDetector) {
       {"in.png", "1-channel"});
 }
 
+// A classifier file whose config asks for 64 convolutions of 4096 channels (38 GB) but holds no tensors: refused
+// before the network is built.
+TEST(Classifier, ConfigAskingForMoreThanTheFileHoldsIsRefusedBeforeBuilding) {
+  const std::string path = temp_path("clf_config_only.safetensors");
+  write_safetensors(path, {},
+                    {{"pidistill_classifier", "1"},
+                     {"config", R"({"channels":1,"resolution":32,"num_classes":10,"widths":[4096,4096,4096,4096,4096,4096,4096,4096],"blocks":[8,8,8,8,8,8,8,8]})"}});
+  expect_error([&] { load_classifier(path); }, {path, "classifier config describes", "hold only 0"});
+}
+
 TEST(Classifier, LearnsASeparableToySet) {
   // Class 1 has a bright left half, class 0 a bright right half: any working trainer separates them.
   const int64_t n = 256;

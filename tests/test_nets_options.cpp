@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <filesystem>
 
 using namespace pidistill;
@@ -108,6 +109,28 @@ TEST(NetFile, StrictLoadingErrorsNameFileAndKey) {
   std::string p6 = (dir / "badconfig.safetensors").string();
   write_safetensors(p6, file.tensors, {{"config", R"({"model_channels":16,"wibble":3})"}});
   expect_error([&] { load_net(p6); }, {p6, "wibble"});
+  fs::remove_all(dir);
+}
+
+// A config of a few bytes can ask for a network of gigabytes: the file must hold its tensors, checked before
+// the network is built (a 216-byte file once took 4.7 GB here).
+TEST(NetFile, ConfigAskingForMoreThanTheFileHoldsIsRefusedBeforeBuilding) {
+  auto dir = temp_dir();
+  const std::string path = (dir / "config_only.safetensors").string();
+  write_safetensors(path, {}, {{"config", R"({"model_channels":4096,"channel_mult":[1,2,2,2],"num_blocks":4})"}});
+  ASSERT_LT(fs::file_size(path), 300u);
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error([&] { load_net(path); }, {path, "SongUNet of", "hold only 0", "--config"});
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  // The count is exact: it equals the elements of the network that make_unet builds.
+  auto file = load_golden("ddpmpp_uncond_weights.safetensors");
+  const NetConfig config = net_config_from_json(file.meta("config"));
+  int64_t built = 0;
+  for (const auto& [name, t] : state_dict(*make_unet(config))) built += t.numel();
+  EXPECT_EQ(unet_tensor_elements(config), built);
+  // Hostile sizes are refused by validate before any module exists.
+  expect_error([] { net_config_from_json(R"({"num_blocks":100000000})"); }, {"num_blocks", "at most"});
+  expect_error([] { net_config_from_json(R"({"channel_mult":[1,2147483647]})"); }, {"channel_mult", "at most"});
   fs::remove_all(dir);
 }
 

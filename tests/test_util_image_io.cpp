@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "pidistill/util/error.h"
 #include "pidistill/util/image_io.h"
@@ -94,4 +95,39 @@ TEST(ReadImage, ErrorsNameTheFile) {
     EXPECT_NE(std::string(e.what()).find("junk.png"), std::string::npos);
   }
   fs::remove_all(dir);
+}
+
+// Found by fuzz_image: a 321-byte JPEG whose Huffman table declares more than 256 codes made stb_image 2.27
+// write past its table; it is refused before stb decodes it. Formats other than PNG and JPEG are refused too.
+TEST(ReadImage, HostileJpegAndOtherFormatsAreRefused) {
+  const std::string crash =
+      std::string(PIDISTILL_SOURCE_DIR) + "/tests/fuzz/corpus/image/crash-e4cd004906d04b30450e4debd0a68f84468bbba5";
+  std::ifstream in(crash, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(bytes.size(), 321u);
+  try {
+    decode_image(bytes, "crash.jpg");
+    ADD_FAILURE() << "no Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("crash.jpg: JPEG Huffman table"), std::string::npos) << e.what();
+  }
+  // Also found by fuzz_image: a 75-byte PNG whose IDAT chunk claims 1.6 GB, which stb allocated before reading.
+  std::ifstream in2(std::string(PIDISTILL_SOURCE_DIR) +
+                        "/tests/fuzz/corpus/image/oom-24a0caaf9afc228772287431fef7556d35f78052",
+                    std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  try {
+    decode_image(png, "oom.png");
+    ADD_FAILURE() << "no Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("oom.png: PNG chunk 'IDAT' at byte 33 claims 1616904192 bytes"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    decode_image("GIF89a\x01\x00\x01\x00", "x.png");
+    ADD_FAILURE() << "no Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a PNG or JPEG"), std::string::npos) << e.what();
+  }
 }

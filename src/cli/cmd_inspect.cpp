@@ -57,6 +57,8 @@ void print_edm(const EdmPickle& edm, const std::optional<NetConfig>& config_over
   const LoadedNet loaded = load_net(edm.path, config);
   int64_t parameters = 0;
   for (const at::Tensor& p : loaded.net->parameters()) parameters += p.numel();
+  // Printed once the file has loaded, so that a refused file prints its one error line only.
+  std::cout << "file: " << edm.path << "\n";
   std::cout << "format: " << edm.format << " with EDM persistent objects (read as data; no code is run)\n"
             << "top-level keys:\n";
   for (const auto& [key, what] : edm.top_level)
@@ -81,20 +83,21 @@ void run_inspect(const InspectOptions& o) {
   std::optional<NetConfig> config = resolve_net_config(o.net);  // first: bad options fail before any output
   if (is_torch_file(o.file)) {
     if (auto edm = edm_pickle_from(read_torch_pickle(o.file))) {
-      std::cout << "file: " << o.file << "\n";
       print_edm(*edm, config, o.all);
       return;
     }
   }
   const TensorFile file = read_any_tensor_file(o.file);
-  std::cout << "file: " << o.file << "\n";
 
   // The architecture: the user's options, else the file's own config; a file with neither is only a tensor
-  // list.
+  // list. load_net checks every key and shape against the architecture, so "parameters" describes this file;
+  // it runs before anything is printed, so that a refused file prints its one error line only.
   if (!config && file.metadata.count("config")) config = net_config_from_json(file.metadata.at("config"));
+  std::optional<LoadedNet> loaded_net;
+  if (config) loaded_net = load_net(o.file, config);
+  std::cout << "file: " << o.file << "\n";
   if (config) {
-    // load_net checks every key and shape against the architecture, so "parameters" describes this file.
-    const LoadedNet loaded = load_net(o.file, config);
+    const LoadedNet& loaded = *loaded_net;
     int64_t parameters = 0;
     for (const at::Tensor& p : loaded.net->parameters()) parameters += p.numel();
     std::cout << "model_type: " << config->model_type << "\n"

@@ -42,7 +42,9 @@ std::vector<int64_t> idx_dims(const std::string& bytes, const std::string& path,
   std::vector<int64_t> dims;
   for (int d = 0; d < ndim; ++d) dims.push_back(be32(bytes, 4 + 4 * size_t(d)));
   uint64_t count = 1;
-  for (auto d : dims) count *= uint64_t(d);
+  for (auto d : dims)
+    if (__builtin_mul_overflow(count, uint64_t(d), &count) || count > (uint64_t(1) << 40))
+      fail(path, "IDX header dimensions at offset 4 multiply to more than 2^40 bytes (damaged file)");
   if (bytes.size() - header < count)
     fail(path, "truncated: the header promises " + std::to_string(count) + " bytes of data from offset " +
                    std::to_string(header) + ", the file holds " + std::to_string(bytes.size() - header));
@@ -56,9 +58,21 @@ std::string find_with_gz(const fs::path& dir, const std::string& name) {
   return "";
 }
 
+// The bytes an IDX file's header says it holds (header + data), once `head` holds the whole header; 0 before.
+uint64_t idx_size_from_header(const std::string& head) {
+  if (head.size() < 4 || head[0] != 0 || head[1] != 0 || head[2] != 0x08) return 0;  // not IDX ubyte: unknown
+  const int ndim = static_cast<unsigned char>(head[3]);
+  const size_t header = 4 + 4 * size_t(ndim);
+  if (head.size() < header) return 0;
+  uint64_t count = 1;
+  for (int d = 0; d < ndim; ++d)
+    if (__builtin_mul_overflow(count, uint64_t(be32(head, 4 + 4 * size_t(d))), &count)) return UINT64_MAX;
+  return count > UINT64_MAX - header ? UINT64_MAX : header + count;
+}
+
 }  // namespace
 
-std::string read_maybe_gzip(const std::string& path) {
+std::string read_maybe_gzip(const std::string& path, size_t first_bytes) {
   require_regular_file(
       path);  // a FIFO would block gzopen; a directory or a missing file gets its own message
   gzFile f = gzopen(path.c_str(), "rb");
@@ -67,12 +81,21 @@ std::string read_maybe_gzip(const std::string& path) {
   constexpr size_t kMaxBytes = size_t(4) << 30;
   std::string out;
   char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) {
+  int n = 0;
+  uint64_t claimed = 0;  // what the header says the file holds, once it has been read
+  while (out.size() < first_bytes && (n = gzread(f, buf, sizeof buf)) > 0) {
     out.append(buf, size_t(n));
     if (out.size() > kMaxBytes) {
       gzclose(f);
       fail(path, "DATA: decompresses to more than 4 GiB; not an IDX file of a dataset this tool can hold");
+    }
+    // Why stop here: a gzip of a few KB can inflate to gigabytes; nothing past what the header describes is
+    // used, so a stream that goes on is refused as soon as it passes that size.
+    if (claimed == 0) claimed = idx_size_from_header(out);
+    if (claimed != 0 && out.size() > claimed + (1 << 16)) {
+      gzclose(f);
+      fail(path, "DATA: decompresses to more than the " + std::to_string(claimed) +
+                     " bytes its IDX header describes (damaged or hostile file)");
     }
   }
   int err = 0;
@@ -102,6 +125,9 @@ Dataset read_idx_dataset(const std::string& path, const std::string& split) {
   auto dims = idx_dims(bytes, images_path, 0x00000803, 3);  // N, rows, cols
   int64_t n = dims[0], rows = dims[1], cols = dims[2];
   if (n == 0) fail(images_path, "the IDX file holds no images (count 0 at offset 4)");
+  if (rows == 0 || cols == 0)
+    fail(images_path, "the IDX images are " + std::to_string(rows) + "x" + std::to_string(cols) +
+                          " (offsets 8 and 12): no pixels");
   auto images = at::empty({n, 1, rows, cols}, at::kByte);  // [N, 1, H, W]
   std::memcpy(images.data_ptr<uint8_t>(), bytes.data() + 16, size_t(n * rows * cols));
 

@@ -32,7 +32,7 @@ Dataset read_any(const std::string& path, const DatasetOptions& options) {
   if (ends_with(name, ".bin")) return read_cifar10_dataset(path, options.split);
   if (name.find("idx3-ubyte") != std::string::npos) return read_idx_dataset(path, options.split);
   // An unnamed file: IDX images are recognised by their magic number (read_idx_dataset checks it fully).
-  std::string head = read_maybe_gzip(path).substr(0, 4);
+  std::string head = read_maybe_gzip(path, /*first_bytes=*/4).substr(0, 4);
   if (head == std::string("\0\0\x08\x03", 4)) return read_idx_dataset(path, options.split);
   fail(path, "DATA: unrecognised dataset format (expected an IDX file, a CIFAR-10 .bin, an EDM .zip, or a folder)");
 }

@@ -4,6 +4,9 @@
 #include "pidistill/optim/ema_halflife.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
+#include "pidistill/util/json_depth.h"
+#include "pidistill/util/sha256.h"
 #include "pidistill/util/stop_signal.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -11,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 
 namespace pidistill {
 
@@ -21,7 +25,8 @@ namespace {
 const char* kCheckpointKind = "edm_train";
 
 json options_json(const TrainOptions& o) {
-  return json{{"data", o.data},
+  // Paths as portable_path gives them: these options travel inside every network snapshot.
+  return json{{"data", portable_path(o.data)},
               {"cond", o.cond},
               {"arch", o.arch},
               {"precond", to_string(o.precond)},
@@ -37,8 +42,8 @@ json options_json(const TrainOptions& o) {
               {"seed", o.seed},
               {"tick", o.tick_kimg},
               {"snap", o.snap_ticks},
-              {"outdir", o.outdir},
-              {"resume", o.resume},
+              {"outdir", portable_path(o.outdir)},
+              {"resume", portable_path(o.resume)},
               {"sample_steps", o.sample_steps},
               {"sample_count", o.sample_count},
               {"max_nonfinite_in_row", o.max_nonfinite_in_row},
@@ -131,7 +136,17 @@ EdmTrainer::EdmTrainer(TrainOptions options, TrainData data, RunProcesses proces
   adam.lr = o.lr;  // betas (0.9, 0.999), eps 1e-8 as EDM's optimizer_kwargs
   optimizer_ = std::make_unique<Adam>(net_->parameters(), adam);
   should_stop = [] { return stop_requested(); };
-  if (!o.resume.empty()) load_state(o.resume);
+  // What resume checks: the images and labels the run trains on (another file under the same name would
+  // silently change the run). Resolved at start, so that resuming works from any folder.
+  const at::Tensor images = data_.images.contiguous();
+  const at::Tensor labels = data_.labels.defined() ? data_.labels.contiguous() : at::Tensor();
+  data_sha256_ = sha256_bytes({{images.data_ptr(), size_t(images.nbytes())},
+                               {labels.defined() ? labels.data_ptr() : nullptr,
+                                labels.defined() ? size_t(labels.nbytes()) : 0}});
+  if (!o.resume.empty()) {
+    options_.resume = std::filesystem::absolute(o.resume).lexically_normal().string();
+    load_state(options_.resume);
+  }
   std::vector<at::Tensor> replicated = net_->parameters();
   for (auto& b : net_->buffers()) replicated.push_back(b);
   for (auto& p : ema_->parameters()) replicated.push_back(p);
@@ -215,12 +230,15 @@ void EdmTrainer::save_state(const std::string& path) const {
                 {"nonfinite_in_row", nonfinite_.in_row},
                 {"net_config", json::parse(net_config_to_json(net_->config))},
                 {"dtype", options_.dtype},
+                {"data_sha256", data_sha256_},
+                {"data_abs", std::filesystem::absolute(options_.data).lexically_normal().string()},
                 {"options", options_json(options_)}};
   save_checkpoint(path, kCheckpointKind, tensors, state.dump());
 }
 
 void EdmTrainer::load_state(const std::string& path) {
   TensorFile file = load_checkpoint(path, kCheckpointKind);
+  check_json_depth(checkpoint_state(file), /*max_depth=*/64, path + ": state");
   json state = json::parse(checkpoint_state(file));
   std::string diff = config_difference(state.at("net_config").dump(), net_config_to_json(net_->config));
   if (!diff.empty())
@@ -229,6 +247,12 @@ void EdmTrainer::load_state(const std::string& path) {
   if (state.value("dtype", "float32") != options_.dtype)
     fail(path, "checkpoint was trained in " + state.value("dtype", "float32") + ", this run uses " +
                    options_.dtype);
+  const std::string saved_sha = state.value("data_sha256", std::string());
+  if (!saved_sha.empty() && saved_sha != data_sha256_)
+    fail(data_.source, "the training images differ from those of the run being resumed (sha256 " +
+                           saved_sha.substr(0, 12) + "... of " + state.value("data_abs", std::string("?")) +
+                           ", now " + data_sha256_.substr(0, 12) +
+                           "...); hint: resume with the same --data, --pad and --cond");
   load_state_dict(*net_, tensors_with_prefix(file, "net."), path);
   load_state_dict(*ema_, tensors_with_prefix(file, "ema."), path);
   optimizer_->load_state(tensors_with_prefix(file, "adam."), path);

@@ -122,6 +122,7 @@ class EdmTrainer {
   int64_t tick_steps_ = 0, tick_skipped_ = 0;
   std::chrono::steady_clock::time_point start_time_, tick_start_time_;
   RunFiles files_;
+  std::string data_sha256_;  // of the training images and labels, recorded in states and checked on resume
   TrainResult result_;
 };
 

@@ -57,20 +57,24 @@ void EdmTrainer::write_tick(bool final) {
   if (tick_steps_ == 0) stats["loss"] = nullptr;
   files_.log(stats.dump());
   // Snapshots every snap_ticks ticks (EDM also snapshots at tick 0) and at the end; no state at tick 0.
-  if (final || (o.snap_ticks > 0 && cur_tick_ % o.snap_ticks == 0)) {
+  const bool snapshot = final || (o.snap_ticks > 0 && cur_tick_ % o.snap_ticks == 0);
+  const bool state_too = snapshot && (cur_tick_ != 0 || final);
+  // Why before saving: the state records the next tick, so a resumed run numbers its ticks as an uninterrupted
+  // one does (no tick logged twice).
+  ++cur_tick_;
+  tick_start_nimg_ = cur_nimg_;
+  if (snapshot) {
     result_.last_network = kimg_name("network-snapshot", "safetensors");
     save_net(result_.last_network, *ema_, to_string(o.precond),
              {{"kimg", std::to_string(cur_nimg_ / 1000)},
               {"training_options", train_options_to_json(o, /*indent=*/-1)}});
     write_sample_grid(kimg_name("samples", "png"));
-    if (cur_tick_ != 0 || final) {
-      files_.checkpoint(numbered_name("training-state-", cur_nimg_ / 1000, ".safetensors"),
-                        [&](const std::string& path) { save_state(path); });
-      result_.last_state = files_.last_checkpoint();
-    }
   }
-  ++cur_tick_;
-  tick_start_nimg_ = cur_nimg_;
+  if (state_too) {
+    files_.checkpoint(numbered_name("training-state-", cur_nimg_ / 1000, ".safetensors"),
+                      [&](const std::string& path) { save_state(path); });
+    result_.last_state = files_.last_checkpoint();
+  }
   tick_start_time_ = now;
   tick_loss_sum_ = 0;
   tick_steps_ = tick_skipped_ = 0;
@@ -83,9 +87,14 @@ TrainResult EdmTrainer::run() {
   std::string desc = (dataset_name.empty() ? "data" : dataset_name) + "-" + (o.cond ? "cond" : "uncond") +
                      "-" + o.arch + "-" + to_string(o.precond) + "-batch" + std::to_string(o.batch) + "-" +
                      o.dtype;
-  // EDM's convention: a resumed run gets a directory of its own and every training state is kept.
-  files_ = RunFiles::create(o.outdir, desc, train_options_to_json(o), processes_, o.batch);
+  // A resumed run continues in its checkpoint's directory; ticks logged after the checkpoint (before an
+  // interruption) are dropped, since they are trained again. Only the newest training state is kept: each
+  // holds the network, its EMA and Adam's moments.
+  files_ = o.resume.empty() ? RunFiles::create(o.outdir, desc, train_options_to_json(o), processes_, o.batch)
+                            : RunFiles::resume_in(o.resume, cur_tick_ - 1, processes_.writes_outputs(), "tick");
+  files_.keep_newest_only = true;
   result_ = TrainResult();
+  if (!o.resume.empty()) result_.last_state = o.resume;
   result_.run_dir = files_.dir();
 
   RunLoopOptions loop_options;

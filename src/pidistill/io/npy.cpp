@@ -195,11 +195,15 @@ at::Tensor parse_npy(const std::string& path, const std::string& name, const std
   const Header h = HeaderParser(bytes.substr(prefix, header_len), where).parse();
   const Descr& d = find_descr(where, h.descr);
 
-  // Why the guard: a hostile shape could wrap the product around to match the data size.
-  uint64_t numel = 1;
+  // Why the guard: a hostile shape could wrap the product around to match the data size; and even with a 0
+  // in it, the other dimensions make the strides, which must fit int64 (found by fuzz_npz: (0, 9e18) made
+  // LibTorch throw from permute).
+  uint64_t numel = 1, span = 1;
+  const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / d.itemsize;
   for (int64_t dim : h.shape) {
-    if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / d.itemsize / static_cast<uint64_t>(dim))
-      fail(where, "shape " + shape_repr(h.shape) + " overflows (damaged header)");
+    const uint64_t extent = dim > 0 ? static_cast<uint64_t>(dim) : 1;
+    if (span > limit / extent) fail(where, "shape " + shape_repr(h.shape) + " overflows (damaged header)");
+    span *= extent;
     numel *= static_cast<uint64_t>(dim);
   }
   const uint64_t want = numel * d.itemsize, have = bytes.size() - prefix - header_len;

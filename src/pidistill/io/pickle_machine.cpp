@@ -747,12 +747,17 @@ void materialize_tensors(const std::vector<PyValue*>& tensors, const std::string
                       (overflow ? std::string("overflows") : std::to_string(last)) +
                       ") goes beyond storage '" + s->s + "' of " + std::to_string(flat.numel()) +
                       " items (truncated or damaged file)");
+    // Why refuse: a stride-0 or overlapping view with more elements than its storage expands a few bytes of
+    // the file into gigabytes as soon as anything copies it (convert, load, inspect); weights never need it.
+    if (!empty && numel > flat.numel())
+      fail(where, "tensor view of " + std::to_string(numel) + " elements on storage '" + s->s + "' of only " +
+                      std::to_string(flat.numel()) +
+                      " items (stride 0 or overlapping strides would expand the file's data; refused as "
+                      "damaged or hostile; re-save it with .contiguous())");
     if (empty) {
       t->tensor = at::empty(t->sizes, flat.options());
     } else {
-      at::Tensor view = flat.as_strided(t->sizes, t->strides, t->offset);
-      // Why: a view larger than its storage (stride 0) stays a view, so memory is bounded by the file.
-      t->tensor = numel <= flat.numel() ? view.clone(at::MemoryFormat::Contiguous) : view;
+      t->tensor = flat.as_strided(t->sizes, t->strides, t->offset).clone(at::MemoryFormat::Contiguous);
     }
   }
 }

@@ -4,6 +4,7 @@
 
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
+#include "pidistill/util/json_depth.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@ using ordered_json = nlohmann::ordered_json;
 // Why a cap: a corrupt length must not make us allocate gigabytes for a "header" (the reference reader caps
 // at 100 MB).
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+constexpr int kMaxHeaderDepth = 64;
 
 struct DtypeName {
   const char* name;
@@ -142,6 +144,8 @@ TensorFile read_safetensors(const std::string& path) {
   if (header_len > kMaxHeaderBytes)
     fail(path, "header length " + std::to_string(header_len) + " is implausibly large");
 
+  // A header is 3 levels deep (entries, their shapes); real files never come near the limit.
+  check_json_depth(bytes.substr(8, header_len), kMaxHeaderDepth, path + ": JSON header");
   ordered_json header;
   try {
     header =

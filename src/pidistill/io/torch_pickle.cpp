@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -104,6 +106,10 @@ const PyValue* read_zip(const std::string& path, std::string bytes, PyArena& are
 }  // namespace
 
 bool is_zip_file(const std::string& path) {
+  // Why stat first: opening a FIFO with ifstream blocks until a writer comes (inspect FIFO hung); anything but a
+  // regular file is left to read_file, which refuses it by name.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   std::ifstream in(path, std::ios::binary);
   char sig[4] = {};
   if (!in.read(sig, 4)) return false;
@@ -112,6 +118,8 @@ bool is_zip_file(const std::string& path) {
 
 bool is_torch_file(const std::string& path) {
   if (is_zip_file(path)) return true;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   std::ifstream in(path, std::ios::binary);
   char head[2] = {};
   return in.read(head, 2) && static_cast<unsigned char>(head[0]) == 0x80 && head[1] >= 2 && head[1] <= 5;

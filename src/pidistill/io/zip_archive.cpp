@@ -18,6 +18,7 @@ constexpr uint32_t kEocdSig = 0x06054b50;
 constexpr uint32_t kZip64EocdSig = 0x06064b50;
 constexpr uint32_t kZip64LocatorSig = 0x07064b50;
 constexpr uint64_t kEocdSize = 22;
+constexpr uint64_t kMaxDeflateRatio = 1032;  // deflate's best: 258 bytes from a 2-bit code
 
 uint64_t le(const std::string& b, uint64_t pos, int n) {
   uint64_t v = 0;
@@ -52,7 +53,7 @@ ZipArchive::ZipArchive(std::string path, std::string bytes) : path_(std::move(pa
   if (count == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) {
     if (eocd < 20 || le(bytes_, eocd - 20, 4) != kZip64LocatorSig) truncated("zip64 locator missing");
     uint64_t z64 = le(bytes_, eocd - 20 + 8, 8);
-    if (z64 > n - 56 || le(bytes_, z64, 4) != kZip64EocdSig) truncated("zip64 end-of-central-directory record missing");
+    if (n < 56 || z64 > n - 56 || le(bytes_, z64, 4) != kZip64EocdSig) truncated("zip64 end-of-central-directory record missing");
     count = le(bytes_, z64 + 32, 8);
     cd_size = le(bytes_, z64 + 40, 8);
     cd_offset = le(bytes_, z64 + 48, 8);
@@ -116,26 +117,36 @@ std::string ZipArchive::read(const ZipEntry& e) const {
     if (e.compressed_size != e.size) fail(where, "stored entry with differing sizes (damaged zip)");
     out = bytes_.substr(start, e.compressed_size);
   } else if (e.method == 8) {
-    out.resize(e.size);
+    // Why: the directory's size is a claim; deflate cannot expand more than 1032:1, so a larger claim is
+    // refused before any allocation, and the output grows only as far as the data really inflates.
+    if (e.size / kMaxDeflateRatio > e.compressed_size + 1)
+      fail(where, "claims " + std::to_string(e.size) + " bytes uncompressed from " +
+                      std::to_string(e.compressed_size) + " compressed bytes, more than deflate can expand (" +
+                      std::to_string(kMaxDeflateRatio) + ":1; damaged or hostile zip)");
     z_stream zs{};
     if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(where, "zlib inflateInit2 failed");
     // Why the loop: avail_in/avail_out are 32-bit, entries may be larger.
-    uint64_t in_left = e.compressed_size, out_left = e.size;
+    uint64_t in_left = e.compressed_size, produced = 0;
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes_.data() + start));
-    zs.next_out = reinterpret_cast<Bytef*>(out.data());
     int rc = Z_OK;
     while (rc == Z_OK) {
+      if (produced == out.size() && out.size() < e.size)
+        out.resize(std::min<uint64_t>(e.size, std::max<uint64_t>(2 * out.size(), uint64_t(1) << 20)));
       const uInt chunk_in = static_cast<uInt>(std::min<uint64_t>(in_left, std::numeric_limits<uInt>::max()));
-      const uInt chunk_out = static_cast<uInt>(std::min<uint64_t>(out_left, std::numeric_limits<uInt>::max()));
+      const uInt chunk_out =
+          static_cast<uInt>(std::min<uint64_t>(out.size() - produced, std::numeric_limits<uInt>::max()));
       zs.avail_in = chunk_in;
+      zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
       zs.avail_out = chunk_out;
       rc = inflate(&zs, Z_NO_FLUSH);
       in_left -= chunk_in - zs.avail_in;
-      out_left -= chunk_out - zs.avail_out;
+      produced += chunk_out - zs.avail_out;
       if (rc == Z_OK && chunk_in == zs.avail_in && chunk_out == zs.avail_out) rc = Z_BUF_ERROR;  // no progress
     }
     inflateEnd(&zs);
-    if (rc != Z_STREAM_END || out_left != 0) fail(where, "deflate data is corrupt or truncated");
+    if (rc != Z_STREAM_END || produced != e.size)
+      fail(where, "deflate data is corrupt or truncated (inflated " + std::to_string(produced) +
+                      " bytes, the directory says " + std::to_string(e.size) + ")");
   } else {
     fail(where, "unsupported compression method " + std::to_string(e.method) + " (only stored and deflate)");
   }

@@ -111,7 +111,22 @@ std::shared_ptr<Classifier> load_classifier(const std::string& path) {
     fail(path,
          "not a pidistill classifier file (no metadata pidistill_classifier=1); hint: make one with "
          "pidistill train-classifier, or pass the Inception TorchScript file");
-  auto net = std::make_shared<Classifier>(classifier_config_from_json(file.meta("config"), path));
+  const ClassifierConfig config = classifier_config_from_json(file.meta("config"), path);
+  // Why count first: the config's bounds still allow a network of tens of gigabytes; every parameter must come
+  // from the file, so a file holding fewer elements is refused before the network is built.
+  int64_t needed = 0, have = 0;
+  int64_t in = config.channels;
+  for (size_t s = 0; s < config.widths.size(); ++s)
+    for (int b = 0; b < config.blocks[s]; ++b) {
+      needed += in * config.widths[s] * 9 + 2 * int64_t(config.widths[s]);  // conv 3x3, batch norm
+      in = config.widths[s];
+    }
+  needed += in * config.num_classes + config.num_classes;  // head
+  for (const auto& [name, t] : file.tensors) have += t.numel();
+  if (needed > have)
+    fail(path, "the classifier config describes " + std::to_string(needed) +
+                   " parameters but the file's tensors hold only " + std::to_string(have) + " elements (damaged file)");
+  auto net = std::make_shared<Classifier>(config);
   torch::NoGradGuard no_grad;
   size_t expected = 0;
   auto load = [&](auto items) {

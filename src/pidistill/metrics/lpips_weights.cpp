@@ -3,6 +3,9 @@
 #include "pidistill/io/torch_pickle.h"
 #include "pidistill/metrics/lpips.h"
 #include "pidistill/util/error.h"
+#include "pidistill/util/files.h"
+
+#include <sys/stat.h>
 
 #include <ATen/ATen.h>
 
@@ -25,6 +28,9 @@ std::string conv_key(int c, const char* what) {
 }
 
 NamedTensors read_any(const std::string& path) {
+  // Why stat first: opening a FIFO blocks until a writer comes; require_regular_file names what it is instead.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) require_regular_file(path);
   if (!std::ifstream(path).good()) fail(path, "cannot open LPIPS weights file. " + lpips_weights_hint());
   if (is_zip_file(path)) return read_torch_checkpoint(path);
   return read_safetensors(path).tensors;

@@ -1,5 +1,7 @@
 #include "pidistill/nets/embeddings.h"
 
+#include "pidistill/nets/layers.h"
+
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -19,7 +21,7 @@ at::Tensor PositionalEmbedding::forward(const at::Tensor& n) {
 }
 
 FourierEmbedding::FourierEmbedding(int64_t channels, double scale) {
-  freqs = register_buffer("freqs", at::randn({channels / 2}) * scale);
+  freqs = register_buffer("freqs", at::randn({channels / 2}, parameter_options()) * scale);
 }
 
 at::Tensor FourierEmbedding::forward(const at::Tensor& n) {

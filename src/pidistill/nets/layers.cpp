@@ -8,12 +8,24 @@
 
 namespace pidistill {
 
+namespace {
+thread_local bool meta_parameters = false;
+}  // namespace
+
+MetaParameters::MetaParameters() : previous_(meta_parameters) { meta_parameters = true; }
+MetaParameters::~MetaParameters() { meta_parameters = previous_; }
+
+at::TensorOptions parameter_options() {
+  return meta_parameters ? at::TensorOptions().device(at::kMeta) : at::TensorOptions();
+}
+
 at::Tensor weight_init(at::IntArrayRef shape, const std::string& mode, int64_t fan_in, int64_t fan_out) {
   // Same draws and arithmetic order as EDM, so a seeded init reproduces the Python one.
-  if (mode == "xavier_uniform") return std::sqrt(6.0 / double(fan_in + fan_out)) * (at::rand(shape) * 2 - 1);
-  if (mode == "xavier_normal") return std::sqrt(2.0 / double(fan_in + fan_out)) * at::randn(shape);
-  if (mode == "kaiming_uniform") return std::sqrt(3.0 / double(fan_in)) * (at::rand(shape) * 2 - 1);
-  if (mode == "kaiming_normal") return std::sqrt(1.0 / double(fan_in)) * at::randn(shape);
+  const at::TensorOptions o = parameter_options();
+  if (mode == "xavier_uniform") return std::sqrt(6.0 / double(fan_in + fan_out)) * (at::rand(shape, o) * 2 - 1);
+  if (mode == "xavier_normal") return std::sqrt(2.0 / double(fan_in + fan_out)) * at::randn(shape, o);
+  if (mode == "kaiming_uniform") return std::sqrt(3.0 / double(fan_in)) * (at::rand(shape, o) * 2 - 1);
+  if (mode == "kaiming_normal") return std::sqrt(1.0 / double(fan_in)) * at::randn(shape, o);
   fail("", "unknown init_mode '" + mode + "' (expected xavier_uniform, xavier_normal, kaiming_uniform or kaiming_normal)");
 }
 
@@ -97,8 +109,8 @@ at::Tensor Conv2d::forward(const at::Tensor& x_in) {
 GroupNorm::GroupNorm(int64_t num_channels, double eps_, int64_t groups, int64_t min_channels_per_group)
     : num_groups(std::min(groups, num_channels / min_channels_per_group)), eps(eps_) {
   if (num_groups < 1) fail("", "GroupNorm needs at least " + std::to_string(min_channels_per_group) + " channels");
-  weight = register_parameter("weight", at::ones({num_channels}));
-  bias = register_parameter("bias", at::zeros({num_channels}));
+  weight = register_parameter("weight", at::ones({num_channels}, parameter_options()));
+  bias = register_parameter("bias", at::zeros({num_channels}, parameter_options()));
 }
 
 at::Tensor GroupNorm::forward(const at::Tensor& x) {

@@ -16,6 +16,20 @@ struct InitOptions {
   double init_bias = 0;                      // Scale of the initial bias.
 };
 
+// While alive, layers built on this thread put their parameters on the meta device: shapes without memory,
+// so a config's size can be known before anything is allocated (unet_tensor_elements).
+struct MetaParameters {
+  MetaParameters();
+  ~MetaParameters();
+  MetaParameters(const MetaParameters&) = delete;
+  MetaParameters& operator=(const MetaParameters&) = delete;
+
+ private:
+  bool previous_;
+};
+// The options of a new parameter: the meta device inside MetaParameters, else the default (CPU float32).
+at::TensorOptions parameter_options();
+
 // EDM's weight_init: draws from torch's default generator (seeded by the caller), float32.
 at::Tensor weight_init(at::IntArrayRef shape, const std::string& mode, int64_t fan_in, int64_t fan_out);
 

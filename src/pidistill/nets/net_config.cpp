@@ -1,6 +1,7 @@
 #include "pidistill/nets/net_config.h"
 
 #include "pidistill/util/error.h"
+#include "pidistill/util/json_depth.h"
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@ using nlohmann::json;
 namespace {
 
 const char* kWhere = "net config";
+constexpr int kMaxJsonDepth = 64;  // a config is 2 levels deep
 
 // DhariwalUNet's constructor defaults differ from SongUNet's (which are NetConfig's).
 NetConfig defaults_for(const std::string& model_type) {
@@ -56,6 +58,7 @@ std::vector<int> get_ints(const json& j, const std::string& key) {
 }  // namespace
 
 NetConfig net_config_from_json(const std::string& json_text) {
+  check_json_depth(json_text, kMaxJsonDepth, kWhere);  // dump() in the messages below recurses
   json j;
   try {
     j = json::parse(json_text);
@@ -94,6 +97,7 @@ NetConfig net_config_from_json(const std::string& json_text) {
 }
 
 NetConfig net_config_from_edm_kwargs(const std::string& kwargs_json, const std::string& model_class) {
+  check_json_depth(kwargs_json, kMaxJsonDepth, kWhere);
   json j = json::parse(kwargs_json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) fail(kWhere, "EDM _init_kwargs are not a JSON object");
   for (const char* k :
@@ -170,6 +174,17 @@ void validate(const NetConfig& c) {
   if (c.label_dim < 0) bad("label_dim", "must be >= 0");
   if (c.augment_dim < 0) bad("augment_dim", "must be >= 0");
   if (c.model_channels < 1) bad("model_channels", "must be at least 1");
+  // Upper bounds far above any real network, so that a hostile config cannot overflow the channel arithmetic
+  // or make millions of modules before its size is checked against the file (unet_tensor_elements).
+  if (c.model_channels > 65536) bad("model_channels", "must be at most 65536");
+  if (c.label_dim > (1 << 24)) bad("label_dim", "must be at most 2^24");
+  if (c.augment_dim > (1 << 24)) bad("augment_dim", "must be at most 2^24");
+  if (c.num_blocks > 64) bad("num_blocks", "must be at most 64");
+  if (c.channel_mult_emb > 1024) bad("channel_mult_emb", "must be at most 1024");
+  if (c.channel_mult_noise > 1024) bad("channel_mult_noise", "must be at most 1024");
+  if (c.resample_filter.size() > 64) bad("resample_filter", "must list at most 64 taps");
+  for (int m : c.channel_mult)
+    if (m > 1024) bad("channel_mult", "entries must be at most 1024");
   if (c.channel_mult.empty()) bad("channel_mult", "must list at least one level");
   for (int m : c.channel_mult)
     if (m < 1) bad("channel_mult", "entries must be >= 1");

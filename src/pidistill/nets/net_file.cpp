@@ -14,6 +14,8 @@ namespace pidistill {
 
 namespace {
 
+constexpr int64_t kNearMissElements = int64_t(1) << 24;  // 64 MB of float32: built to name the missing key
+
 std::string shape_str(at::IntArrayRef s) {
   std::ostringstream o;
   o << "[";
@@ -128,6 +130,18 @@ LoadedNet load_net_from(NamedTensors tensors, const std::map<std::string, std::s
     if (loaded.config.augment_dim == 0 && key.find("map_augment") != std::string::npos) continue;
     state.emplace_back(key, t);
   }
+  // Why count first: a config of a few bytes can describe a network of many gigabytes; the strict load below
+  // needs every element from the file, so a file holding far fewer is refused before anything is allocated.
+  // A near miss (a key or two missing) is built, so that the strict load names the missing key.
+  validate(loaded.config);
+  int64_t file_elements = 0;
+  for (const auto& [name, t] : state) file_elements += t.numel();
+  const int64_t needed = unet_tensor_elements(loaded.config);
+  if (needed > file_elements && needed - file_elements > file_elements + kNearMissElements)
+    fail(path, "the config describes a " + loaded.config.model_type + " of " + std::to_string(needed) +
+                   " parameter and buffer elements but the file's tensors hold only " +
+                   std::to_string(file_elements) +
+                   " (damaged file, or a config that does not match it; check --config/--arch)");
   loaded.net = make_unet(loaded.config);
   load_state_dict(*loaded.net, state, path);
   loaded.net->eval();

@@ -25,4 +25,8 @@ struct UNet : torch::nn::Module {
 // (e.g. "enc.16x16_conv.weight"), initialised as EDM initialises them (seeded by the caller via torch::manual_seed).
 std::shared_ptr<UNet> make_unet(const NetConfig& config);
 
+// Elements of the parameters and buffers make_unet(config) would allocate, counted on the meta device without
+// allocating them (milliseconds, any size): a file must hold at least this many before its network is built.
+int64_t unet_tensor_elements(const NetConfig& config);
+
 }  // namespace pidistill

@@ -7,6 +7,7 @@
 #include "pidistill/util/error.h"
 #include "pidistill/util/image_io.h"
 #include "pidistill/util/seeds.h"
+#include "pidistill/util/files.h"
 #include "pidistill/util/sha256.h"
 
 #include <ATen/ATen.h>
@@ -265,7 +266,7 @@ Student PidTrainer::exported_student() const {
 
 void PidTrainer::export_student(const std::string& path) const {
   const double rate = export_rate(o_, step_);
-  std::map<std::string, std::string> meta = {{"teacher", o_.teacher},
+  std::map<std::string, std::string> meta = {{"teacher", portable_path(o_.teacher)},
                                              {"teacher_sha256", teacher_sha_},
                                              {"loss", o_.loss},
                                              {"N", std::to_string(o_.N)},

@@ -25,13 +25,17 @@ RunFiles RunFiles::create(const std::string& outdir, const std::string& desc, co
   return files;
 }
 
-RunFiles RunFiles::resume_in(const std::string& checkpoint, int64_t step, bool writes_outputs) {
+RunFiles RunFiles::resume_in(const std::string& checkpoint, int64_t step, bool writes_outputs,
+                             const std::string& key) {
   RunFiles files;
   files.writes_ = writes_outputs;
   files.dir_ = fs::path(checkpoint).parent_path().string();
   if (files.dir_.empty()) files.dir_ = ".";
   files.last_checkpoint_ = checkpoint;
-  if (writes_outputs) drop_lines_after_step(files.path("stats.jsonl"), step);
+  if (writes_outputs) {
+    drop_lines_after_step(files.path("stats.jsonl"), step, key);
+    remove_stale_temporaries(files.dir_);  // a killed write's ".NAME.tmp-XXXXXX"
+  }
   return files;
 }
 

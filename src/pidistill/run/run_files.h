@@ -22,7 +22,9 @@ class RunFiles {
   // A run resumed in place from `checkpoint` (taken after `step`): the checkpoint's own directory.
   // stats.jsonl lines of later steps, written before an interruption, are dropped: those steps are trained
   // again.
-  static RunFiles resume_in(const std::string& checkpoint, int64_t step, bool writes_outputs);
+  // `key`: the stats lines' counter ("step", EDM's "tick"). Stale temporaries of a killed write are removed.
+  static RunFiles resume_in(const std::string& checkpoint, int64_t step, bool writes_outputs,
+                            const std::string& key = "step");
 
   const std::string& dir() const { return dir_; }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,9 @@ namespace pidistill {
 namespace {
 
 std::string errno_text() { return std::strerror(errno); }
+
+constexpr long kProcSuperMagic = 0x9fa0;  // linux/magic.h PROC_SUPER_MAGIC
+constexpr long kSysfsMagic = 0x62656572;  // SYSFS_MAGIC
 
 // Writes all bytes to fd, retrying short writes; false (errno set) on failure.
 bool write_all(int fd, const char* data, size_t size) {
@@ -73,6 +77,27 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     fail(path, "write failed: " + why + " (disk full or folder not writable?); previous content kept");
   }
+  // Why fsync the folder: the rename itself lives in the folder; without it a power loss can bring back the
+  // previous name. Best effort: some file systems refuse fsync on a directory.
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+int remove_stale_temporaries(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".tmp-");
+    // Only our own pattern: ".NAME.tmp-XXXXXX" (mkstemp's six characters), a regular file, not a link.
+    if (name.size() < 2 || name[0] != '.' || at == std::string::npos || name.size() - at != 11) continue;
+    if (!e.is_regular_file(ec) || e.is_symlink(ec)) continue;
+    if (fs::remove(e.path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 namespace {
@@ -93,6 +118,10 @@ void require_regular_file(const std::string& path) {
     fail(path, "cannot open: " + errno_text());
   }
   check_regular(path, st);
+  struct statfs fs_info;
+  if (::statfs(path.c_str(), &fs_info) == 0 &&
+      (fs_info.f_type == kProcSuperMagic || fs_info.f_type == kSysfsMagic))
+    fail(path, "a /proc or /sys pseudo-file, not a file on disk");
   if (::access(path.c_str(), R_OK) != 0) fail(path, "cannot read: " + errno_text());
 }
 
@@ -112,6 +141,12 @@ std::string read_file(const std::string& path, uint64_t max_bytes) {
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     check_regular(path, st);
+  }
+  // Why: /proc and /sys files are "regular" but report size 0 (/proc/self/mem was "truncated: 0 bytes").
+  struct statfs fs_info;
+  if (::fstatfs(fd, &fs_info) == 0 && (fs_info.f_type == kProcSuperMagic || fs_info.f_type == kSysfsMagic)) {
+    ::close(fd);
+    fail(path, "a /proc or /sys pseudo-file, not a file on disk");
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > max_bytes) {
@@ -157,21 +192,28 @@ std::string make_run_dir(const std::string& outdir, const std::string& desc) {
   return run_dir.string();
 }
 
-void drop_lines_after_step(const std::string& path, int64_t step) {
+void drop_lines_after_step(const std::string& path, int64_t step, const std::string& key) {
   if (!fs::exists(path)) return;
   std::istringstream in(read_file(path));
   std::string kept, line;
   bool dropped = false;
   while (std::getline(in, line)) {
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
-        j["step"].get<int64_t>() > step) {
+    if (j.is_object() && j.contains(key) && j[key].is_number_integer() && j[key].get<int64_t>() > step) {
       dropped = true;
       continue;
     }
     kept += line + "\n";
   }
   if (dropped) write_file_atomic(path, kept);
+}
+
+std::string portable_path(const std::string& path) {
+  const fs::path p(path);
+  if (!p.is_absolute()) return path;
+  const fs::path normal = p.lexically_normal();
+  const std::string name = (normal.has_filename() ? normal : normal.parent_path()).filename().string();
+  return name;
 }
 
 void append_line(const std::string& path, const std::string& line) {

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -70,11 +71,90 @@ void write_png_grid(const std::string& path, const at::Tensor& images, int cols)
   write_png(path, grid);
 }
 
+namespace {
+
+constexpr int64_t kMaxPixels = int64_t(1) << 24;  // 4096 x 4096: far above any training image
+
+// Why: stb_image 2.27 (Debian 12's) builds a JPEG Huffman table from 16 code counts without checking that they
+// sum to at most 256, and then writes past the table (found by fuzz_image under AddressSanitizer; fixed in
+// stb 2.28). The segments are walked as a decoder does (markers, their lengths, entropy-coded data up to the
+// next marker) and any DHT table of more than 256 codes is refused before stb sees the file.
+void check_jpeg_huffman_tables(const std::string& b, const std::string& name) {
+  const size_t n = b.size();
+  auto u8 = [&](size_t i) { return static_cast<unsigned char>(b[i]); };
+  size_t pos = 2;  // after SOI
+  while (pos + 1 < n) {
+    if (u8(pos) != 0xFF) {
+      ++pos;  // entropy-coded data (or garbage): scan on to the next marker
+      continue;
+    }
+    const unsigned char m = u8(pos + 1);
+    if (m == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (m == 0x00 || (m >= 0xD0 && m <= 0xD9) || m == 0x01) {  // stuffed byte, RSTn, SOI, EOI, TEM
+      pos += 2;
+      continue;
+    }
+    if (pos + 3 >= n) return;
+    const size_t len = (size_t(u8(pos + 2)) << 8) | u8(pos + 3);  // includes its own two bytes
+    if (m == 0xC4) {
+      // As stb reads it: tables while the segment length lasts, bytes past the end of the file read as 0 (the
+      // second fuzz finding was a table cut off by the end of the file).
+      auto at_or_0 = [&](size_t i) { return i < n ? u8(i) : 0u; };
+      long remaining = long(len) - 2;
+      for (size_t t = pos + 4; remaining > 0;) {
+        const unsigned q = at_or_0(t);
+        if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb refuses the table itself
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += at_or_0(t + i);
+        if (codes > 256)
+          fail(name, "JPEG Huffman table at byte " + std::to_string(t) + " declares " + std::to_string(codes) +
+                         " codes, more than 256 (damaged or hostile file)");
+        t += 17 + codes;
+        remaining -= long(17 + codes);
+      }
+    }
+    pos += 2 + len;
+  }
+}
+
+// Why: stb_image allocates a PNG chunk's claimed length before it reads the chunk (found by fuzz_image: a
+// 75-byte PNG claiming a 1.6 GB IDAT chunk). Every chunk must fit in the file.
+void check_png_chunks(const std::string& b, const std::string& name) {
+  auto be32 = [&](size_t i) {
+    return (uint64_t(uint8_t(b[i])) << 24) | (uint64_t(uint8_t(b[i + 1])) << 16) |
+           (uint64_t(uint8_t(b[i + 2])) << 8) | uint64_t(uint8_t(b[i + 3]));
+  };
+  for (size_t pos = 8; pos + 8 <= b.size();) {
+    const uint64_t len = be32(pos);
+    if (len > b.size() - pos - 8)
+      fail(name, "PNG chunk '" + printable(b.substr(pos + 4, 4)) + "' at byte " + std::to_string(pos) +
+                     " claims " + std::to_string(len) + " bytes, beyond the end of the " +
+                     std::to_string(b.size()) + "-byte file (truncated or hostile)");
+    if (b.compare(pos + 4, 4, "IEND") == 0) return;
+    pos += 12 + len;  // length, type, data, CRC
+  }
+}
+
+}  // namespace
+
 at::Tensor decode_image(const std::string& bytes, const std::string& name) {
   auto buf = reinterpret_cast<const stbi_uc*>(bytes.data());
+  // Only the two formats we promise: stb would also decode GIF, BMP, PSD, TGA, HDR, PIC and PNM.
+  const bool png = bytes.compare(0, 8, "\x89PNG\r\n\x1a\n", 8) == 0;
+  const bool jpeg = bytes.size() >= 3 && bytes.compare(0, 3, "\xff\xd8\xff", 3) == 0;
+  if (!png && !jpeg) fail(name, "not a PNG or JPEG image (its first bytes are neither signature)");
+  if (bytes.size() > size_t(1) << 30) fail(name, "image file larger than 1 GiB");
+  if (jpeg) check_jpeg_huffman_tables(bytes, name);
+  if (png) check_png_chunks(bytes, name);
   int len = int(bytes.size()), w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(buf, len, &w, &h, &comp))
     fail(name, std::string("not a readable PNG/JPEG image (") + stbi_failure_reason() + ")");
+  if (int64_t(w) * h > kMaxPixels)
+    fail(name, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than " +
+                   std::to_string(kMaxPixels) + " (damaged or hostile file?)");
   // Alpha is dropped: the networks see gray (1) or RGB (3) channels.
   int want = comp == 2 ? 1 : comp == 4 ? 3 : comp;
   stbi_uc* pixels = stbi_load_from_memory(buf, len, &w, &h, &comp, want);

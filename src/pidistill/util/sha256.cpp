@@ -11,6 +11,23 @@
 
 namespace pidistill {
 
+namespace {
+
+std::string hex_digest(EVP_MD_CTX* ctx) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &len);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string sha256_file(const std::string& path) {
   require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
@@ -24,16 +41,15 @@ std::string sha256_file(const std::string& path) {
     if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), size_t(in.gcount()));
   }
   if (in.bad()) fail(path, "read error while computing its sha256");
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return hex_digest(ctx.get());
+}
+
+std::string sha256_bytes(std::initializer_list<std::pair<const void*, size_t>> pieces) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) fail("sha256", "OpenSSL init failed");
+  for (const auto& [data, size] : pieces)
+    if (size) EVP_DigestUpdate(ctx.get(), data, size);
+  return hex_digest(ctx.get());
 }
 
 }  // namespace pidistill
