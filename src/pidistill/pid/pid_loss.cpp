@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 namespace pidistill {
 
@@ -56,6 +58,20 @@ at::Tensor pid_distance(const at::Tensor& target, const at::Tensor& pred, const 
   fail("pid_loss", "unknown distance");
 }
 
+// x_theta(z, t) and x_theta(z, t2) (each [B, C, H, W]): two calls, or one on a batch of 2B, under the student's
+// autocast precision.
+static std::pair<at::Tensor, at::Tensor> student_at_both_times(const Student& student, const at::Tensor& z,
+                                                               const at::Tensor& t, const at::Tensor& t2,
+                                                               const at::Tensor& class_labels,
+                                                               const PidLossConfig& config) {
+  AutocastGuard mixed(config.student_precision, z.is_cuda());
+  if (!config.joint_student_call) return {student(z, t, class_labels), student(z, t2, class_labels)};
+  const int64_t B = z.size(0);
+  auto labels2 = class_labels.defined() ? at::cat({class_labels, class_labels}) : class_labels;
+  auto both = student(at::cat({z, z}), at::cat({t, t2}), labels2);  // both: [2B, C, H, W]
+  return {both.narrow(0, 0, B), both.narrow(0, B, B)};
+}
+
 PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tensor& z,
                        const at::Tensor& indices, const PidLossConfig& config,
                        const at::Tensor& class_labels) {
@@ -69,19 +85,7 @@ PidLossOutput pid_loss(const Student& student, Denoiser& teacher, const at::Tens
   out.indices2 = neighbour_indices(indices, config.grid);
   out.t = idx2sigmas(indices, config.grid, dtype).to(z.device());        // t: [B]
   out.t2 = idx2sigmas(out.indices2, config.grid, dtype).to(z.device());  // t2: [B]
-  {
-  AutocastGuard mixed(config.student_precision, z.is_cuda());
-  if (config.joint_student_call) {
-    const int64_t B = z.size(0);
-    auto labels2 = class_labels.defined() ? at::cat({class_labels, class_labels}) : class_labels;
-    auto both = student(at::cat({z, z}), at::cat({out.t, out.t2}), labels2);  // both: [2B, C, H, W]
-    out.y_hat = both.narrow(0, 0, B);
-    out.y_hat_dt = both.narrow(0, B, B);
-  } else {
-    out.y_hat = student(z, out.t, class_labels);      // y_hat: [B, C, H, W]
-    out.y_hat_dt = student(z, out.t2, class_labels);  // y_hat_dt: [B, C, H, W]
-  }
-  }
+  std::tie(out.y_hat, out.y_hat_dt) = student_at_both_times(student, z, out.t, out.t2, class_labels, config);
   // Why back to the latents' dtype: the two outputs differ by little, and their difference is divided by t - t2.
   out.y_hat = out.y_hat.to(dtype);
   out.y_hat_dt = out.y_hat_dt.to(dtype);
