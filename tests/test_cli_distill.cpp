@@ -322,16 +322,26 @@ TEST(CliDistill, ResumeHygiene) {
     if (j.contains("loss_bins")) steps.push_back(j.at("step").get<int64_t>());
   }
   EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5})) << "no step logged twice";
-  // The teacher file changed under the run: resuming is refused, naming it.
+  // Only the teacher file's notes changed: the same network, so the run resumes (and takes a moved teacher).
   {
     TensorFile t = read_safetensors(home + "/work/teacher.safetensors");
-    t.tensors[0].second = t.tensors[0].second + 1;
-    write_safetensors(home + "/work/teacher.safetensors", t.tensors, t.metadata);
+    t.metadata["note"] = "edited after the run started";
+    write_safetensors(home + "/work/moved-teacher.safetensors", t.tensors, t.metadata);
   }
-  r = run_cli("distill --resume " + test::quoted(run + "/training-state-000005.safetensors") +
-              " --steps 6 --threads 1 --quiet");
+  r = run_cli("distill --resume " + test::quoted(run + "/training-state-000005.safetensors") + " --teacher " +
+              test::quoted(home + "/work/moved-teacher.safetensors") + " --steps 6 --threads 1 --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+  // The teacher's weights changed under the run: resuming is refused, naming the file.
+  {
+    TensorFile t = read_safetensors(home + "/work/moved-teacher.safetensors");
+    t.tensors[0].second = t.tensors[0].second + 1;
+    write_safetensors(home + "/work/moved-teacher.safetensors", t.tensors, t.metadata);
+  }
+  r = run_cli("distill --resume " + test::quoted(run + "/training-state-000006.safetensors") +
+              " --steps 7 --threads 1 --quiet");
   EXPECT_ONE_LINE_ERROR(r);
-  EXPECT_NE(r.output.find("teacher file changed"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("moved-teacher.safetensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("teacher network changed"), std::string::npos) << r.output;
 }
 
 }  // namespace

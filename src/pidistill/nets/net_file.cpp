@@ -2,6 +2,7 @@
 
 #include "pidistill/io/torch_pickle.h"
 #include "pidistill/util/error.h"
+#include "pidistill/util/sha256.h"
 
 #include <ATen/ATen.h>
 
@@ -157,6 +158,21 @@ NamedTensors state_dict(const UNet& net) {
   NamedTensors out;
   for (auto& [name, t] : module_state(net)) out.emplace_back("model." + name, t.detach());
   return out;
+}
+
+std::string network_sha256(const LoadedNet& loaded) {
+  Sha256 sha;
+  const auto constants = loaded.metadata.find("precond_constants");
+  sha.update(net_config_to_json(loaded.config) + "\n" + loaded.precond + "\n" +
+             (constants == loaded.metadata.end() ? std::string() : constants->second) + "\n");
+  for (const auto& [name, t] : module_state(*loaded.net)) {
+    const at::Tensor cpu = t.detach().to(at::kCPU).contiguous();
+    std::string head = name + " " + std::string(c10::toString(cpu.scalar_type()));
+    for (int64_t d : cpu.sizes()) head += " " + std::to_string(d);
+    sha.update(head + "\n");
+    sha.update(cpu.data_ptr(), size_t(cpu.nbytes()));
+  }
+  return sha.hex();
 }
 
 void save_net(const std::string& path, const UNet& net, const std::string& precond,

@@ -44,6 +44,10 @@ void load_state_dict(UNet& net, const NamedTensors& state, const std::string& wh
 // The network's parameters and buffers under EDM's names, prefixed by 'model.' as EDMPrecond's state dict is.
 NamedTensors state_dict(const UNet& net);
 
+// SHA-256 of what the network computes: its config, preconditioning and constants, and every parameter and
+// buffer (name, dtype, shape, values). Files that differ only in other metadata (notes, paths) hash the same.
+std::string network_sha256(const LoadedNet& loaded);
+
 // Writes a self-describing safetensors file: tensors under 'model.' names, metadata "config" (the NetConfig
 // as JSON), "precond", plus `extra` metadata.
 void save_net(const std::string& path, const UNet& net, const std::string& precond,

@@ -44,7 +44,8 @@ DistillOptions resolve_options(const DistillRun& run) {
     json saved_j = json::parse(to_json(saved)), given_j = json::parse(to_json(o));
     static const std::set<std::string> schedule = {
         "steps",         "minutes", "log_every", "snap_every", "grid_every", "grid_seeds",  "export_ema",
-        "max_nonfinite", "device",  "outdir",    "fd_every",   "fd_ref",     "fd_detector", "fd_images"};
+        "max_nonfinite", "device",  "outdir",    "fd_every",   "fd_ref",     "fd_detector", "fd_images",
+        "teacher"};  // a moved teacher: the trainer checks it is the same network
     for (const auto& key : run.given) {
       if (!given_j.contains(key)) continue;
       if (schedule.count(key))

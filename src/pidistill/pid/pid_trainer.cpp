@@ -117,6 +117,7 @@ PidTrainer::PidTrainer(DistillOptions options, const std::optional<NetConfig>& t
   // What the run depends on, checked on resume: another file under the same name would silently change the
   // target.
   teacher_sha_ = sha256_file(o_.teacher);
+  teacher_weights_sha_ = network_sha256(loaded_);
 }
 
 std::string PidTrainer::resume(const std::string& checkpoint) {
@@ -131,12 +132,19 @@ std::string PidTrainer::resume(const std::string& checkpoint) {
   nonfinite_.in_row = state.value("nonfinite_in_a_row", int64_t{0});
   if (sampler_.mode == IndexSampling::Loss)
     sampler_.load_state(ckpt.get("index_sampling.loss_ema"), checkpoint + " (index_sampling.loss_ema)");
-  const std::string saved_sha = state.value("teacher_sha256", std::string());
-  if (!saved_sha.empty() && saved_sha != teacher_sha_)
-    fail(o_.teacher, "the teacher file changed since the run started (sha256 " + saved_sha.substr(0, 12) +
-                         "..., now " + teacher_sha_.substr(0, 12) +
-                         "...); hint: resume with the teacher it was "
-                         "started with, or start a new run");
+  // The weights' hash when the checkpoint has it (a file whose notes were edited is the same teacher), else the
+  // file's bytes (checkpoints written before the weights' hash was recorded).
+  const std::string saved_weights = state.value("teacher_weights_sha256", std::string());
+  const std::string saved_file = state.value("teacher_sha256", std::string());
+  const bool weights_known = !saved_weights.empty();
+  const std::string& saved = weights_known ? saved_weights : saved_file;
+  const std::string& now = weights_known ? teacher_weights_sha_ : teacher_sha_;
+  if (!saved.empty() && saved != now)
+    fail(o_.teacher, std::string("the teacher ") + (weights_known ? "network" : "file") +
+                         " changed since the run started (sha256 " + saved.substr(0, 12) + "..., now " +
+                         now.substr(0, 12) +
+                         "...); hint: resume with the teacher it was started with (--teacher PATH), or start a "
+                         "new run");
   return state.dump();
 }
 
@@ -229,6 +237,7 @@ void PidTrainer::save_state(const std::string& path, const std::string& extra_js
   const json extra = json::parse(extra_json);  // named: items() of a temporary would dangle
   for (auto& [key, value] : extra.items()) state[key] = value;
   state["teacher_sha256"] = teacher_sha_;
+  state["teacher_weights_sha256"] = teacher_weights_sha_;
   state["teacher_abs"] = fs::absolute(o_.teacher).lexically_normal().string();
   state["options"] = json::parse(to_json(o_));
   save_checkpoint(path, kind(), tensors, state.dump());
@@ -268,6 +277,7 @@ void PidTrainer::export_student(const std::string& path) const {
   const double rate = export_rate(o_, step_);
   std::map<std::string, std::string> meta = {{"teacher", portable_path(o_.teacher)},
                                              {"teacher_sha256", teacher_sha_},
+                                             {"teacher_weights_sha256", teacher_weights_sha_},
                                              {"loss", o_.loss},
                                              {"N", std::to_string(o_.N)},
                                              {"step", std::to_string(step_)}};

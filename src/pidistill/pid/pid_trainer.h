@@ -81,7 +81,8 @@ class PidTrainer {
   std::unique_ptr<RAdam> radam_;
   std::unique_ptr<Ema> ema_;
   at::Generator gen_;  // z, grid indices, labels
-  std::string teacher_sha_;
+  std::string teacher_sha_;          // the teacher file's bytes
+  std::string teacher_weights_sha_;  // what the teacher computes (network_sha256)
   int64_t step_ = 0;
   NonFiniteCount nonfinite_;
   PidStepReport report_;

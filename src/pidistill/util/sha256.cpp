@@ -52,4 +52,17 @@ std::string sha256_bytes(std::initializer_list<std::pair<const void*, size_t>> p
   return hex_digest(ctx.get());
 }
 
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1)
+    fail("sha256", "OpenSSL init failed");
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256::update(const void* data, size_t size) {
+  if (size) EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, size);
+}
+
+std::string Sha256::hex() { return hex_digest(static_cast<EVP_MD_CTX*>(ctx_)); }
+
 }  // namespace pidistill
