@@ -117,6 +117,33 @@ TEST(PidDistill, OptionsBeyondThePaperRoundTripAndResumeRules) {
   }
 }
 
+// --workers K: K threads compute shares of the batch at once; the same step as one thread up to the order of
+// the gradient sum, and deterministic for a given K.
+TEST(PidDistill, WorkersComputeTheSameStepsAsOneThread) {
+  auto trained = [](const std::string& name, int64_t workers, int64_t batch_gpu) {
+    DistillRun run = tiny_run(scratch(name), golden("ddpmpp_uncond_weights.safetensors"));
+    run.options.batch = 4, run.options.steps = 3;
+    run.options.workers = workers, run.options.batch_gpu = batch_gpu;
+    return read_safetensors(distill(run).checkpoint_path);
+  };
+  const TensorFile one = trained("w1", 1, 0), two = trained("w2", 2, 0), two_again = trained("w2b", 2, 0);
+  const TensorFile three = trained("w3", 3, 1);  // 4 micro-batches of 1 over 3 workers: 1, 1, 2
+  int compared = 0;
+  for (const auto& [name, t] : one.tensors) {
+    if (name.rfind("student.", 0) != 0) continue;
+    ++compared;
+    const double scale = std::max(1e-3, t.abs().max().item<double>());
+    EXPECT_LE((two.get(name) - t).abs().max().item<double>() / scale, 1e-6) << name;
+    EXPECT_LE((three.get(name) - t).abs().max().item<double>() / scale, 1e-6) << name;
+    EXPECT_TRUE(two.get(name).equal(two_again.get(name))) << name << ": two runs with 2 workers differ";
+  }
+  EXPECT_GT(compared, 100);
+  // Workers that cannot share the batch are refused, naming the option.
+  DistillRun bad = tiny_run(scratch("w_bad"), golden("ddpmpp_uncond_weights.safetensors"));
+  bad.options.batch = 2, bad.options.workers = 3;
+  test::expect_error([&] { distill(bad); }, {"--workers", "3"});
+}
+
 // Last: the stop flag is process-wide and stays set.
 TEST(PidDistill, StopRequestCheckpointsAndResumes) {
   const std::string out = scratch("stop");

@@ -25,6 +25,7 @@ void validate(const DistillOptions& o) {
   if (o.precision != "fp32" && o.f64) fail("--precision", o.precision + " cannot be combined with --f64");
   if (o.batch_gpu < 0 || (o.batch_gpu > 0 && o.batch % o.batch_gpu != 0))
     fail("--batch-gpu", "must divide --batch (" + std::to_string(o.batch) + ")");
+  if (o.workers < 1 || o.workers > 64) fail("--workers", "must be between 1 and 64");
   if (o.steps < 0) fail("--steps", "must be >= 0");
   if (o.minutes < 0) fail("--minutes", "must be >= 0");
   for (double r : o.ema)
@@ -76,6 +77,7 @@ std::string to_json(const DistillOptions& o) {
             {"lr", o.lr},
             {"batch", o.batch},
             {"batch_gpu", o.batch_gpu},
+            {"workers", o.workers},
             {"steps", o.steps},
             {"minutes", o.minutes},
             {"ema", o.ema},
@@ -126,6 +128,7 @@ DistillOptions distill_options_from_json(const std::string& text) {
   get("teacher", o.teacher), get("loss", o.loss), get("N", o.N),
       get("last_index_backward", o.last_index_backward);
   get("huber_c", o.huber_c), get("lr", o.lr), get("batch", o.batch), get("batch_gpu", o.batch_gpu);
+  get("workers", o.workers);
   get("steps", o.steps), get("minutes", o.minutes), get("ema", o.ema), get("export_ema", o.export_ema);
   get("seed", o.seed), get("outdir", o.outdir), get("lpips_weights", o.lpips_weights), get("cond", o.cond);
   get("log_every", o.log_every), get("snap_every", o.snap_every), get("grid_every", o.grid_every);

@@ -16,6 +16,7 @@ struct DistillOptions {
   double lr = 2e-4;                 // RAdam learning rate, constant (ImageNet 64: 1e-4).
   int64_t batch = 512;              // Images per optimiser step.
   int64_t batch_gpu = 0;            // Micro-batch per forward/backward (gradient accumulation); 0 = batch.
+  int64_t workers = 1;              // Threads computing micro-batches at once, sharing --threads (speed).
   int64_t steps = 800000;           // Optimiser steps; training stops exactly here.
   double minutes = 0;               // Wall-clock budget of this invocation; 0 = none (stop at --steps).
   std::vector<double> ema = {0.999, 0.9999, 0.99995};  // EMA rates, each updated every step.

@@ -3,12 +3,14 @@
 #include "pidistill/edm/precond.h"
 #include "pidistill/pid/grid_schedule.h"
 #include "pidistill/pid/student_file.h"
+#include "pidistill/run/parallel_gradients.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/image_io.h"
 #include "pidistill/util/seeds.h"
 #include "pidistill/util/files.h"
 #include "pidistill/util/sha256.h"
+#include "pidistill/util/threads.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -118,6 +120,7 @@ PidTrainer::PidTrainer(DistillOptions options, const std::optional<NetConfig>& t
   // target.
   teacher_sha_ = sha256_file(o_.teacher);
   teacher_weights_sha_ = network_sha256(loaded_);
+  share_threads_among(static_cast<int>(o_.workers));
 }
 
 std::string PidTrainer::resume(const std::string& checkpoint) {
@@ -179,19 +182,26 @@ const PidStepReport& PidTrainer::step(const std::function<void()>& before_abort)
   if (labels.defined()) labels = labels.to(device);
 
   radam_->zero_grad();
-  double loss_value = 0;
-  for (const BatchSlice& mb : micro_batches(processes_.slice(o_.batch), o_.batch_gpu)) {
+  const auto parts = worker_micro_batches(processes_.slice(o_.batch), o_.batch_gpu, static_cast<int>(o_.workers));
+  std::vector<double> worker_loss(parts.size(), 0.0);  // per worker: workers run at once
+  std::vector<LossBinTally> worker_bins(parts.size());
+  accumulate_gradients(params_, parts, [&](const BatchSlice& mb, int k) {
     const int64_t b0 = mb.begin, n = mb.size();
     auto out = pid_loss(student_, *teacher_, z.narrow(0, b0, n), indices.narrow(0, b0, n), loss_config_,
                         labels.defined() ? labels.narrow(0, b0, n) : labels);
     // Why unweighted: the bins report (and the sampler tracks) each noise level's own loss.
-    report_.bins.add(out.indices, out.loss.detach(), report_.N);
+    worker_bins[k].add(out.indices, out.loss.detach(), report_.N);
     // Why the weights: with p(i) not uniform, (1/n)/p(i) keeps the expected loss that of uniform draws.
     auto per_sample = weights.defined() ? out.loss * weights.narrow(0, b0, n) : out.loss;  // [n]
     auto loss =
         per_sample.sum() / static_cast<double>(o_.batch);  // batch mean, accumulated over micro-batches
-    loss.backward();
-    loss_value += loss.item<double>();
+    worker_loss[k] += loss.item<double>();
+    return loss;
+  });
+  double loss_value = 0;
+  for (size_t k = 0; k < parts.size(); ++k) {
+    loss_value += worker_loss[k];
+    report_.bins.add(worker_bins[k]);
   }
   if (processes_
           .sync) {  // the loss and the bins of the whole batch, so every process updates the sampler alike

@@ -28,4 +28,10 @@ void set_threads(int threads) {
   at::set_num_threads(threads);
 }
 
+void share_threads_among(int workers) {
+  if (workers <= 1) return;
+  // A new thread takes its intra-op thread count from this global setting on its first parallel region.
+  at::set_num_threads(std::max(1, at::get_num_threads() / workers));
+}
+
 }  // namespace pidistill
