@@ -12,6 +12,10 @@
 #   ROUNDS [3]  WARMUP [2]  STEPS [5]   per run: WARMUP untimed steps, then STEPS timed steps
 #   CIFAR_WARMUP [1]  CIFAR_STEPS [3]   the same for the cifar case (about 10-30 s a step on 1-2 cores)
 #   OUT [out/bench/compare]             where runs, results.jsonl and table.md go
+#   CPP_OPTIONS [""]        more options for the C++ side, '@T' replaced by the thread count
+#                           (e.g. "--workers @T": one worker thread per core instead of intra-op threads)
+#   PY_ENV [""]             environment for the Python side (e.g. "OPENBLAS_NUM_THREADS=1", which pidistill sets
+#                           for itself)
 #
 # C++: the real `pidistill distill` (--log-every 1); img/s is read from its per-step stats.jsonl lines, so
 # start-up and the final checkpoint/grid/export are not timed. Python: bench/python/bench_pid.py under Debian's
@@ -31,6 +35,8 @@ STEPS=${STEPS:-5}
 CIFAR_WARMUP=${CIFAR_WARMUP:-1}
 CIFAR_STEPS=${CIFAR_STEPS:-3}
 OUT=${OUT:-out/bench/compare}
+CPP_OPTIONS=${CPP_OPTIONS:-}
+PY_ENV=${PY_ENV:-}
 export OMP_WAIT_POLICY=passive  # spinning OpenMP threads steal cores on a shared machine (docs/PERFORMANCE.md)
 
 [ -x "$CLI" ] || { echo "error: $CLI not found; hint: make build" >&2; exit 1; }
@@ -47,7 +53,7 @@ rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "
 
 echo "pidistill bench/compare.sh  $(date -u '+%Y-%m-%d %H:%M UTC')  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "CPU: $(lscpu | awk -F': +' '/^Model name/ {print $2}'), $(nproc) cores; flags:$(grep -o -w -E 'avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/^/ /')"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)${CPP_OPTIONS:+; C++ options: $CPP_OPTIONS}${PY_ENV:+; Python environment: $PY_ENV}"
 
 for case in $CASES; do
   case $case in
@@ -64,7 +70,7 @@ for case in $CASES; do
       # C++
       OMP_NUM_THREADS=$t /usr/bin/time -v -o "$run/cpp.time" "$CLI" --threads "$t" distill --teacher "$teacher" --loss l2 \
         --batch "$batch" --steps $((warm + steps)) --log-every 1 --snap-every 1000000 --grid-every 0 \
-        --grid-seeds 0 --seed "$r" --outdir "$run/cpp" --quiet > "$run/cpp.log" 2>&1 &
+        --grid-seeds 0 --seed "$r" --outdir "$run/cpp" --quiet ${CPP_OPTIONS//@T/$t} > "$run/cpp.log" 2>&1 &
       timer=$!
       # The C++ process's peak RSS over its steps alone: its VmHWM when the last step's stats line appears (polled
       # every 0.2 s), before the final checkpoint, grid and export.
@@ -91,7 +97,8 @@ print(json.dumps({"case": case, "threads": int(t), "round": int(r), "side": "cpp
                   "loss_all": [l["loss"] for l in lines]}))
 EOF
       # Python
-      OMP_NUM_THREADS=$t /usr/bin/time -v -o "$run/py.time" "$PY" bench/python/bench_pid.py --teacher "$teacher" \
+      # shellcheck disable=SC2086  # PY_ENV holds words
+      env OMP_NUM_THREADS=$t $PY_ENV /usr/bin/time -v -o "$run/py.time" "$PY" bench/python/bench_pid.py --teacher "$teacher" \
         --batch "$batch" --warmup "$warm" --steps "$steps" --threads "$t" --seed "$r" > "$run/py.json" 2> "$run/py.log" ||
         { echo "error: the Python run failed, see $run/py.log" >&2; tail -5 "$run/py.log" >&2; exit 1; }
       load=$(cut -d' ' -f1 /proc/loadavg)

@@ -3,7 +3,8 @@
 
 namespace pidistill {
 
-// threads <= 0: OMP_NUM_THREADS if set, else the number of cores.
+// threads <= 0: OMP_NUM_THREADS if set, else the number of cores. OpenBLAS gets one thread of its own unless
+// OPENBLAS_NUM_THREADS says otherwise (its spinning pool slows the OpenMP threads).
 void set_threads(int threads = 0);
 
 // Before `workers` threads run LibTorch work at once: each gets an equal share of the intra-op threads (at
