@@ -52,5 +52,13 @@ TEST(BundledClassifier, FdSeparatesRealFromDegradedImages) {
   EXPECT_GT(fd_blur, 5 * fd_real);
 }
 
+TEST(BundledClassifier, InspectDescribesIt) {
+  CliResult r = run_cli("inspect " + test::quoted(kClassifier));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("model_type: Classifier"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("parameters: 278890"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("test_accuracy: 0.928800"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace pidistill::test

@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "pidistill/io/edm_pickle.h"
 #include "pidistill/io/torch_pickle.h"
+#include "pidistill/metrics/classifier.h"
 #include "pidistill/nets/net_file.h"
 #include "pidistill/util/error.h"
 
@@ -88,6 +89,21 @@ void run_inspect(const InspectOptions& o) {
     }
   }
   const TensorFile file = read_any_tensor_file(o.file);
+  if (!config && file.metadata.count("pidistill_classifier")) {
+    // Not a diffusion network: its "config" is a classifier's, checked by loading it as one.
+    auto classifier = load_classifier(o.file);
+    int64_t parameters = 0;
+    for (const at::Tensor& p : classifier->parameters()) parameters += p.numel();
+    std::cout << "file: " << o.file << "\n"
+              << "model_type: Classifier (image features for FD-FMNIST: pidistill fid --detector FILE)\n"
+              << "config: " << to_json(classifier->config) << "\n"
+              << "parameters: " << parameters << "\n";
+    print_tensors(file.tensors, o.all);
+    std::cout << "metadata:\n";
+    for (const auto& [key, value] : file.metadata)
+      if (key != "config") std::cout << "  " << printable(key) << ": " << printable(value) << "\n";
+    return;
+  }
 
   // The architecture: the user's options, else the file's own config; a file with neither is only a tensor
   // list. load_net checks every key and shape against the architecture, so "parameters" describes this file;
