@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Generation speed, C++ (build/bench_generate, the library's generate path) vs our Python reference
+# Generation speed, C++ (build/bench_one_call_vs_heun, the library's generate path) vs our Python reference
 # (bench/python/bench_generate.py), interleaved round by round: a PID student's one call and the teacher's Heun
 # sampler (35 calls), batch-1 latency and batch-B throughput.
 #   bench/compare_generate.sh [BUILD_DIR]
@@ -12,7 +12,7 @@ TEACHER=${TEACHER:-models/fashion-mnist-ddpmpp-teacher.safetensors}
 STUDENT=${STUDENT:-models/fashion-mnist-pid-student.safetensors}
 BATCH=${BATCH:-64} REPEATS=${REPEATS:-5} ROUNDS=${ROUNDS:-3} THREADS=${THREADS:-1 2}
 OUT=${OUT:-out/bench/generate}
-[ -x "$BUILD/bench_generate" ] || { echo "error: $BUILD/bench_generate not found; hint: make build" >&2; exit 1; }
+[ -x "$BUILD/bench_one_call_vs_heun" ] || { echo "error: $BUILD/bench_one_call_vs_heun not found; hint: make build" >&2; exit 1; }
 export OMP_WAIT_POLICY=passive
 mkdir -p "$OUT"
 results=$OUT/results.jsonl
@@ -21,7 +21,7 @@ echo "bench/compare_generate.sh $(date -u '+%Y-%m-%d %H:%M UTC') commit $(git re
 echo "CPU: $(lscpu | awk -F': +' '/^Model name/ {print $2}'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in $THREADS; do
   for r in $(seq 1 "$ROUNDS"); do
-    OMP_NUM_THREADS=$t "$BUILD/bench_generate" "$TEACHER" "$STUDENT" "$BATCH" "$REPEATS" "$t" | sed "s/}$/, \"round\": $r}/" >> "$results"
+    OMP_NUM_THREADS=$t "$BUILD/bench_one_call_vs_heun" "$TEACHER" "$STUDENT" "$BATCH" "$REPEATS" "$t" | sed "s/}$/, \"round\": $r}/" >> "$results"
     OMP_NUM_THREADS=$t /usr/bin/python3 bench/python/bench_generate.py --teacher "$TEACHER" --student "$STUDENT" \
       --batch "$BATCH" --repeats "$REPEATS" --threads "$t" | sed "s/}$/, \"round\": $r}/" >> "$results"
     echo "  threads $t round $r done (load $(cut -d' ' -f1 /proc/loadavg))"

@@ -1,6 +1,6 @@
 """Generation speed of the Python reference: a PID student's one call, x_theta(z, 0.002), against the teacher's
 EDM Heun sampler (18 steps, 35 calls, float64 state as EDM's generate.py keeps it), batch-1 latency and batch-B
-throughput. One JSON line per network, like bench/bench_generate.cpp.
+throughput. One JSON line per network, like bench/bench_one_call_vs_heun.cpp.
 
   /usr/bin/python3 bench/python/bench_generate.py --teacher FILE --student FILE --batch 64 --repeats 5 --threads 1"""
 import argparse
