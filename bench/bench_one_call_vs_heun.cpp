@@ -1,7 +1,7 @@
 // Generation speed through the library's own path (make_image_generator, as `pidistill generate` draws): a PID
 // student's one call against the teacher's Heun sampler (18 steps = 35 calls), batch-1 latency and batch-B
 // throughput; one JSON line per measurement, for bench/compare_generate.sh.
-// Usage: bench_generate TEACHER STUDENT [batch=64] [repeats=5] [threads=0]
+// Usage: bench_one_call_vs_heun TEACHER STUDENT [batch=64] [repeats=5] [threads=0]
 #include "pidistill/nets/net_file.h"
 #include "pidistill/pid/image_generator.h"
 #include "pidistill/util/threads.h"
