@@ -21,6 +21,14 @@ def fmt(x, digits=3):
     return "–" if x is None else f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
 
 
+def is_raw(c):
+    return c.get("ema", "none").startswith("none")
+
+
+def ema_note(c):
+    return "" if is_raw(c) else f", EMA {c['ema']}"
+
+
 def main(jsonl, md_path, cpu):
     docs = os.path.dirname(md_path)
     res_dir = os.path.dirname(jsonl)
@@ -37,10 +45,10 @@ def main(jsonl, md_path, cpu):
     for r in rows:
         if r["kind"] == "student":
             ax.plot([1], [r["result"]["fd"]], "*", markersize=12, label=r["row"])
-    for recipe in sorted({c["recipe"] for c in conv}):  # each convergence recipe's latest student
-        last = max((c for c in conv if c["recipe"] == recipe), key=lambda c: c["minutes"])
+    for recipe in sorted({c["recipe"] for c in conv}):  # each convergence recipe's best latest student
+        last = min((c for c in conv if c["recipe"] == recipe), key=lambda c: (-c["minutes"], c["fd"]))
         ax.plot([1], [last["fd"]], "*", markersize=12,
-                label=f"student {recipe}, {last['minutes']:.0f} min ({last['steps']} steps)")
+                label=f"student {recipe}, {last['minutes']:.0f} min ({last['steps']} steps{ema_note(last)})")
         if r["kind"] == "floor":
             ax.axhline(r["result"]["fd"], color="gray", lw=0.8, ls=":", label=r["row"])
     ax.set_xscale("log", base=2)
@@ -55,8 +63,11 @@ def main(jsonl, md_path, cpu):
     if conv:
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
         for recipe in sorted({c["recipe"] for c in conv}):
-            pts = sorted((c["minutes"], c["fd"]) for c in conv if c["recipe"] == recipe)
+            pts = sorted((c["minutes"], c["fd"]) for c in conv if c["recipe"] == recipe and is_raw(c))
             ax.plot(*zip(*pts), "o-", label=recipe)
+            for c in conv:
+                if c["recipe"] == recipe and not is_raw(c):
+                    ax.plot([c["minutes"]], [c["fd"]], "*", markersize=11, label=f"{recipe}, EMA {c['ema']} export")
         for r in rows:
             if r["row"] in ("teacher Heun 35 calls", "teacher Euler 8 calls"):
                 ax.axhline(r["result"]["fd"], ls="--", lw=0.8, label=r["row"], color="gray" if "Heun" in r["row"] else "tan")
@@ -118,11 +129,21 @@ def main(jsonl, md_path, cpu):
             opts = next(c.get("options", "") for c in conv if c["recipe"] == recipe)
             w(f"| {recipe} | `{opts}` |")
         w("")
-        w("| recipe | minutes | steps | FD-FMNIST | precision | recall |")
-        w("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for c in sorted(conv, key=lambda c: (c["recipe"], c["minutes"])):
-            w(f"| {c['recipe']} | {fmt(c['minutes'])} | {c['steps']} | {fmt(c['fd'], 4)} | {fmt(c.get('precision'))} | "
-              f"{fmt(c.get('recall'))} |")
+        w("| recipe | minutes | steps | weights | FD-FMNIST | precision | recall |")
+        w("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+        for c in sorted(conv, key=lambda c: (c["recipe"], c["minutes"], not is_raw(c))):
+            weights = "raw" if is_raw(c) else f"EMA {c['ema']}"
+            w(f"| {c['recipe']} | {fmt(c['minutes'], 4)} | {c['steps']} | {weights} | {fmt(c['fd'], 4)} | "
+              f"{fmt(c.get('precision'))} | {fmt(c.get('recall'))} |")
+        if any(c["minutes"] > 120 for c in conv):
+            w("")
+            w("Rows past 120 minutes: `schedule-l2-N8to250` continued with step targets (`--resume ... --steps S`, "
+              "bit-identical to one run) while the machine was shared with builds and fuzzers, so its minutes are "
+              "its own `stats.jsonl` `elapsed_s`. The EMA row is the same checkpoint exported with "
+              "`pidistill distill --resume runs/convergence/schedule-l2-N8to250/*/training-state-003514.safetensors "
+              "--steps 3514 --export-ema 0.999` (no further step); `--export-ema auto` exports the raw weights "
+              "until the 0.999 average's horizon (1,000 steps) is a tenth of the run. That export is the bundled "
+              "`models/fashion-mnist-pid-student.safetensors`.")
         w("")
         w(f"![FD-FMNIST against minutes]({rel}/fd_vs_minutes.png)\n")
         for f in sorted(os.listdir(res_dir)):
