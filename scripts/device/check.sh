@@ -42,6 +42,13 @@ step() {
   return 1
 }
 
+# to_file FILE CMD...: CMD's standard output into FILE (step sends the rest to the log).
+to_file() {
+  local file=$1
+  shift
+  "$@" >"$file"
+}
+
 # Sizes: the paper's CIFAR-10 network on a GPU; the bundled 1.26M teacher and small batches for a CPU dry run.
 if [ "$DEVICE" = cpu ]; then
   TEACHER=models/fashion-mnist-ddpmpp-teacher.safetensors; TEACHER_NAME="bundled teacher (1.26M)"
@@ -117,7 +124,7 @@ for t in $golden_tests; do
   worst=$(awk '/^\[ rel err \]/ {e = $0; sub(/.*: /, "", e); split(e, a, " "); t = $0; sub(/.*tol /, "", t);
              r = (t + 0 > 0) ? a[1] / t : 0; if (r >= w) {w = r; l = $0}} END {print l}' "$log" | sed 's/^\[ rel err \] //')
   golden_total=$((golden_total + n + f)) golden_failed=$((golden_failed + f))
-  golden_detail="$golden_detail$t: $n passed, $f failed, worst ${worst:-?}; "
+  golden_detail="$golden_detail$t: $n passed, $f failed, closest to its bound ${worst:-?}; "
 done
 [ "$golden_failed" -eq 0 ] || failures=$((failures + 1))
 row "golden parity, float32 on $DEVICE ($golden_total tests)" "$([ "$golden_failed" -eq 0 ] && echo PASS || echo "FAIL ($golden_failed)"): $golden_detail"
@@ -175,10 +182,10 @@ done
 for batch in 1 "$GEN_BIG"; do
   calls=$([ "$batch" = 1 ] && echo $((GEN_CALLS * 5)) || echo "$GEN_CALLS")
   json=$WORK/generate-$batch.json
-  if step "one-call generation, batch $batch" timeout 120 "$BUILD/bench_generate" "$TEACHER" "$DEVICE" "$batch" "$calls" 3 \
-    >"$json"; then
+  if step "one-call generation, batch $batch" to_file "$json" timeout 120 "$BUILD/bench_generate" "$TEACHER" "$DEVICE" \
+    "$batch" "$calls" 3; then
     cat "$json" >>"$LOG"
-    row "one-call generation, $TEACHER_NAME, B=$batch, fp32" "$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(f"median {d["median_ms"]:.2f} ms per call (min {d["min_ms"]:.2f}), {d["img_per_s"]:.1f} img/s, {d["calls"]} calls, host copies included")' "$json")"
+    row "one-call generation, $TEACHER_NAME, B=$batch, fp32" "$("$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print("median %.2f ms per call (min %.2f), %.1f img/s, %d calls, host copies included" % (d["median_ms"], d["min_ms"], d["img_per_s"], d["calls"]))' "$json")"
   else
     row "one-call generation, B=$batch" "FAILED (check.log)"
   fi
@@ -218,7 +225,7 @@ EOF
 )
     verdict=$("$PY" -c "print('PASS' if float('$diff') < 1e-5 else 'FAIL')")
     [ "$verdict" = PASS ] || failures=$((failures + 1))
-    eq_result="$verdict: $backend, 2 processes on $([ "$DEVICE" = cpu ] && echo "the CPU" || echo "$(nvidia-smi -L 2>/dev/null | wc -l) GPU(s)"); max |student weight difference| after 3 steps $diff (bound 1e-5)"
+    eq_result="$verdict: $backend, 2 processes on $([ "$DEVICE" = cpu ] && echo "the CPU" || echo "$(nvidia-smi -L 2>/dev/null | wc -l) GPU(s)"); largest absolute student weight difference after 3 steps $diff (bound 1e-5)"
     break
   fi
   eq_notes="$eq_notes$backend failed: $(grep -h -m1 -i 'error' "$WORK/rank0-$backend.log" "$WORK/rank1-$backend.log" | head -1 | cut -c1-200); "
