@@ -26,7 +26,7 @@ const std::string kTeacher = golden("ddpmpp_uncond_weights.safetensors");
 std::string tiny_run(const std::string& outdir) {
   return "distill --teacher " + quoted(kTeacher) +
          " --loss l2 --batch 4 --batch-gpu 2 --seed 5 --log-every 1" +
-         " --snap-every 2 --grid-every 0 --grid-seeds 0-3 --threads 1 --quiet --outdir " + quoted(outdir);
+         " --snap-every 2 --grid-every 4 --grid-seeds 0-3 --threads 1 --quiet --outdir " + quoted(outdir);
 }
 
 std::string only_run_dir(const std::string& outdir) {
@@ -306,6 +306,8 @@ TEST(CliDistill, ResumeHygiene) {
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const std::string run = only_run_dir(out);
   ASSERT_TRUE(fs::exists(run + "/training-state-000003.safetensors"));
+  for (const auto& e : fs::directory_iterator(run))  // --grid-every 0: no sample grid, not even at the end
+    EXPECT_NE(e.path().filename().string().rfind("grid-", 0), 0u) << e.path();
   CliResult r;
   // A log line for a step after the checkpoint, as an interruption between log and checkpoint leaves it.
   append_line(run + "/stats.jsonl", R"({"step": 4, "loss": 1})");

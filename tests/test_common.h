@@ -4,11 +4,13 @@
 #include "pidistill/util/error.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <gtest/gtest.h>
 
 #include <sys/resource.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
 #include <iostream>
@@ -19,9 +21,26 @@ namespace pidistill::test {
 inline std::string golden(const std::string& name) { return std::string(PIDISTILL_GOLDEN_DIR) + "/" + name; }
 inline TensorFile load_golden(const std::string& name) { return read_safetensors(golden(name)); }
 
-// max|a - ref| / max|ref|, computed in float64.
+// The device the golden parity tests compute on: $PIDISTILL_TEST_DEVICE, default cpu (scripts/device/check.sh sets
+// cuda). On CUDA, TF32 is switched off: float32 there must mean float32, as on the CPU the golden files came from.
+inline at::Device test_device() {
+  static const at::Device device = [] {
+    const char* name = std::getenv("PIDISTILL_TEST_DEVICE");
+    at::Device d(name != nullptr && *name != '\0' ? name : "cpu");
+    if (d.is_cuda()) {
+      at::globalContext().setAllowTF32CuDNN(false);
+      at::globalContext().setAllowTF32CuBLAS(false);
+    }
+    return d;
+  }();
+  return device;
+}
+// A golden input on the test device (an undefined tensor stays undefined).
+inline at::Tensor on_device(const at::Tensor& t) { return t.defined() ? t.to(test_device()) : t; }
+
+// max|a - ref| / max|ref|, computed in float64 on the CPU (either may live on the test device).
 inline double rel_err(const at::Tensor& a, const at::Tensor& ref) {
-  auto r = ref.to(at::kDouble), x = a.to(at::kDouble);
+  auto r = ref.to(at::kCPU, at::kDouble), x = a.to(at::kCPU, at::kDouble);
   double scale = r.abs().max().item<double>();
   double diff = (x - r).abs().max().item<double>();
   return scale > 0 ? diff / scale : diff;

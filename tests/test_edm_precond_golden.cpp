@@ -9,6 +9,8 @@
 using namespace pidistill;
 using pidistill::test::golden;
 using pidistill::test::load_golden;
+using pidistill::test::on_device;
+using pidistill::test::test_device;
 
 namespace {
 
@@ -23,31 +25,32 @@ void check(const Case& c, bool f64) {
   const double tol = f64 ? 1e-12 : 1e-5;
   auto io = load_golden(std::string(c.name) + (f64 ? "_io_f64.safetensors" : "_io_f32.safetensors"));
   auto loaded = load_net(golden(std::string(c.name) + "_weights.safetensors"));
-  loaded.net->to(f64 ? at::kDouble : at::kFloat);
+  loaded.net->to(test_device(), f64 ? at::kDouble : at::kFloat);
   at::NoGradGuard no_grad;
-  at::Tensor labels = c.cond ? io.get("class_labels") : at::Tensor();
+  at::Tensor labels = c.cond ? on_device(io.get("class_labels")) : at::Tensor();
+  auto x = on_device(io.get("x")), sigma = on_device(io.get("sigma"));
   int checked = 0;
   for (const char* kind : {"edm", "vp", "ve"}) {
     std::string k = kind;
     if (!io.has(k + ".D")) continue;
     SCOPED_TRACE(k);
     Precond precond(loaded.net, precond_from_string(k));
-    auto out = precond.forward(io.get("x"), io.get("sigma"), labels);
+    auto out = precond.forward(x, sigma, labels);
     EXPECT_CLOSE(out.model_in, io.get(k + ".model_in"), tol);
     EXPECT_CLOSE(out.noise_labels, io.get(k + ".noise_labels"), tol);
     EXPECT_CLOSE(out.F, io.get(k + ".F"), tol);
     EXPECT_CLOSE(out.D, io.get(k + ".D"), tol);
-    EXPECT_CLOSE(precond.denoise(io.get("x"), io.get("sigma"), labels), io.get(k + ".D"), tol);
+    EXPECT_CLOSE(precond.denoise(x, sigma, labels), io.get(k + ".D"), tol);
     ++checked;
   }
   EXPECT_GE(checked, 1);
   if (io.has("edm.D_nolabel")) {
     Precond precond(loaded.net, PrecondType::EDM);
-    EXPECT_CLOSE(precond.forward(io.get("x"), io.get("sigma")).D, io.get("edm.D_nolabel"), tol);
+    EXPECT_CLOSE(precond.forward(x, sigma).D, io.get("edm.D_nolabel"), tol);
   }
   if (io.has("edm.D_aug")) {
     Precond precond(loaded.net, PrecondType::EDM);
-    EXPECT_CLOSE(precond.forward(io.get("x"), io.get("sigma"), labels, io.get("augment_labels")).D,
+    EXPECT_CLOSE(precond.forward(x, sigma, labels, on_device(io.get("augment_labels"))).D,
                  io.get("edm.D_aug"), tol);
   }
 }

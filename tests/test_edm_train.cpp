@@ -140,6 +140,15 @@ std::vector<int64_t> logged_ticks(const std::string& stats) {
 // Resume hygiene: the run continues in its directory with one training state, every tick logged once (a line
 // logged after the checkpoint, before a kill, is dropped), from any folder through a relative path, and only
 // on the same training images.
+TEST(EdmTrain, SampleCountZeroWritesNoGrid) {
+  auto options = tiny_options(temp_dir("nogrid"));
+  options.sample_count = 0;
+  auto result = EdmTrainer(options, tiny_data()).run();
+  EXPECT_TRUE(fs::exists(result.last_network));  // snapshots as usual
+  for (const auto& e : fs::directory_iterator(result.run_dir))
+    EXPECT_NE(e.path().filename().string().rfind("samples-", 0), 0u) << e.path();
+}
+
 TEST(EdmTrain, ResumeKeepsOneStateLogsEachTickOnceFromAnyFolderOnTheSameData) {
   const auto dir = temp_dir("hygiene");
   EdmTrainer full(tiny_options(dir + "/full"), tiny_data());

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 
 namespace fs = std::filesystem;
@@ -99,6 +100,25 @@ TEST(Safetensors, RoundTripEveryDtypeAndMetadata) {
   EXPECT_TRUE(out.has("bf16"));
   EXPECT_FALSE(out.has("nope"));
   expect_error([&] { out.get("nope"); }, {path, "no tensor 'nope'"});
+}
+
+// The streamed writer (header, then each tensor straight from its memory) gives the format's bytes exactly: a
+// hand-written fixture with a non-contiguous view, a tensor of no elements and metadata.
+TEST(Safetensors, StreamedWriteIsTheFormatByteForByte) {
+  std::string path = temp_dir("bytes") + "/f.safetensors";
+  at::Tensor b = at::arange(6, at::kFloat).reshape({2, 3}).t();  // [3, 2], not contiguous
+  at::Tensor a = at::tensor({int64_t{7}, int64_t{-1}}, at::kLong);
+  at::Tensor e = at::zeros({0, 4}, at::kDouble);
+  write_safetensors(path, {{"b", b}, {"a", a}, {"e", e}}, {{"k", "v"}});
+  std::string header = R"({"__metadata__":{"k":"v"},"b":{"dtype":"F32","shape":[3,2],"data_offsets":[0,24]},)"
+                       R"("a":{"dtype":"I64","shape":[2],"data_offsets":[24,40]},)"
+                       R"("e":{"dtype":"F64","shape":[0,4],"data_offsets":[40,40]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  const float b_values[] = {0, 3, 1, 4, 2, 5};  // b row by row
+  const int64_t a_values[] = {7, -1};
+  std::string data(reinterpret_cast<const char*>(b_values), sizeof b_values);
+  data.append(reinterpret_cast<const char*>(a_values), sizeof a_values);
+  EXPECT_EQ(read_file(path), raw_safetensors(header, data));
 }
 
 TEST(Safetensors, GoldenFilesReadable) {
@@ -212,6 +232,24 @@ TEST(Safetensors, AtomicWriteIgnoresASymlinkPlantedAtTheOldTemporaryName) {
   write_safetensors(path, {{"x", at::ones({2})}});
   EXPECT_EQ(read_file(victim), "precious");
   EXPECT_TRUE(at::equal(read_safetensors(path).get("x"), at::ones({2})));
+}
+
+TEST(Files, StreamedAtomicWriteThatThrowsKeepsTheOldFile) {
+  std::string dir = temp_dir("stream");
+  std::string path = dir + "/f.bin";
+  write_file_atomic(path, [](const WriteBytes& write) {
+    write("ab", 2);
+    write("cd", 2);
+  });
+  EXPECT_EQ(read_file(path), "abcd");
+  EXPECT_THROW(write_file_atomic(path,
+                                 [](const WriteBytes& write) {
+                                   write("xy", 2);
+                                   throw std::runtime_error("the producer failed half-way");
+                                 }),
+               std::runtime_error);
+  EXPECT_EQ(read_file(path), "abcd");
+  EXPECT_EQ(count_temporaries(dir), 0);
 }
 
 TEST(Files, StaleTemporariesOfAKilledWriteAreRemovedAndNothingElse) {

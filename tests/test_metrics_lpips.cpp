@@ -15,6 +15,8 @@
 
 using namespace pidistill;
 using pidistill::test::load_golden;
+using pidistill::test::on_device;
+using pidistill::test::test_device;
 
 namespace {
 
@@ -30,7 +32,7 @@ std::string temp_path(const std::string& name) {
 
 void check_io(const std::string& file, at::ScalarType dtype, double tol) {
   auto g = load_golden(file);
-  at::Tensor x = g.get("img_x"), y = g.get("img_y");  // [2, 3, 32, 32] in [-1, 1]
+  at::Tensor x = on_device(g.get("img_x")), y = on_device(g.get("img_y"));  // [2, 3, 32, 32] in [-1, 1]
   ASSERT_EQ(x.scalar_type(), dtype);
   at::Tensor up_x = upsample_for_lpips(x), up_y = upsample_for_lpips(y);  // [2, 3, 224, 224]
   ASSERT_EQ(up_x.sizes(), (at::IntArrayRef{2, 3, 224, 224}));
@@ -39,7 +41,7 @@ void check_io(const std::string& file, at::ScalarType dtype, double tol) {
   EXPECT_CLOSE(up_x.sum({1, 2, 3}), g.get("up_x_sum"), tol);
   EXPECT_CLOSE(up_y.sum({1, 2, 3}), g.get("up_y_sum"), tol);
 
-  const Lpips w = synthetic().to(at::kCPU, dtype);
+  const Lpips w = synthetic().to(test_device(), dtype);
   at::Tensor x01 = (up_x + 1) / 2.0, y01 = (up_y + 1) / 2.0;
   // LPIPS at 224 is heavy on CPU (float64 most): float64 runs the pairs (x, y), (y, x) in one batch; float32
   // also runs PID's path from [-1, 1] images, the identical pair and per_layer() on its own.
@@ -55,7 +57,7 @@ void check_io(const std::string& file, at::ScalarType dtype, double tol) {
   EXPECT_CLOSE(total.slice(0, 0, 2), g.get("lpips"), tol);
   EXPECT_CLOSE(total.slice(0, 2, 4), g.get("lpips_swapped"), tol);
   if (!full) return;
-  EXPECT_TRUE(at::equal(total.slice(0, 4, 6), g.get("lpips_identical"))) << total;
+  EXPECT_TRUE(at::equal(total.slice(0, 4, 6).cpu(), g.get("lpips_identical"))) << total;
   EXPECT_CLOSE(lpips_distance(w, x, y), g.get("lpips"), tol);
   EXPECT_CLOSE(w.per_layer(x01, y01), g.get("lpips_per_layer"), tol);
 }

@@ -8,6 +8,8 @@
 using namespace pidistill;
 using pidistill::test::golden;
 using pidistill::test::load_golden;
+using pidistill::test::on_device;
+using pidistill::test::test_device;
 
 namespace {
 
@@ -23,14 +25,15 @@ void check_raw_network(const Case& c, bool f64) {
   auto io = load_golden(std::string(c.name) + (f64 ? "_io_f64.safetensors" : "_io_f32.safetensors"));
   auto loaded = load_net(golden(std::string(c.name) + "_weights.safetensors"));
   auto dtype = f64 ? at::kDouble : at::kFloat;
-  loaded.net->to(dtype);
+  loaded.net->to(test_device(), dtype);
   at::NoGradGuard no_grad;
-  at::Tensor labels = c.cond ? io.get("class_labels") : at::Tensor();
-  auto out = loaded.net->forward(io.get("F.x_in"), io.get("F.noise_labels"), labels);
+  at::Tensor labels = c.cond ? on_device(io.get("class_labels")) : at::Tensor();
+  auto x = on_device(io.get("F.x_in")), noise_labels = on_device(io.get("F.noise_labels"));
+  auto out = loaded.net->forward(x, noise_labels, labels);
   EXPECT_EQ(out.scalar_type(), dtype);
   EXPECT_CLOSE(out, io.get("F.out"), f64 ? kTol64 : kTol32);
   if (c.aug) {
-    auto out_aug = loaded.net->forward(io.get("F.x_in"), io.get("F.noise_labels"), labels, io.get("augment_labels"));
+    auto out_aug = loaded.net->forward(x, noise_labels, labels, on_device(io.get("augment_labels")));
     EXPECT_CLOSE(out_aug, io.get("F_aug.out"), f64 ? kTol64 : kTol32);
   }
 }
@@ -96,9 +99,9 @@ TEST(NetsGolden, UNetBlockTwoHeads) {
   block->eval();
   for (bool f64 : {true, false}) {
     auto io = load_golden(f64 ? "unetblock_adm2head_io_f64.safetensors" : "unetblock_adm2head_io_f32.safetensors");
-    block->to(f64 ? at::kDouble : at::kFloat);
+    block->to(test_device(), f64 ? at::kDouble : at::kFloat);
     at::NoGradGuard no_grad;
-    auto out = block->forward(io.get("x"), io.get("emb"));
+    auto out = block->forward(on_device(io.get("x")), on_device(io.get("emb")));
     EXPECT_CLOSE(out, io.get("out"), f64 ? kTol64 : kTol32);
   }
 }

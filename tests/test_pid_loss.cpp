@@ -12,6 +12,8 @@
 using namespace pidistill;
 using pidistill::test::golden;
 using pidistill::test::load_golden;
+using pidistill::test::on_device;
+using pidistill::test::test_device;
 using pidistill::test::rel_err;
 
 TEST(PidGrid, Idx2SigmasGolden) {
@@ -63,7 +65,7 @@ TEST_P(PidLossGolden, MatchesOfficial) {
   auto g64 = load_golden("pid_loss_" + distance + "_f64.safetensors");
 
   auto teacher_net = load_net(golden("ddpmpp_uncond_weights.safetensors")).net;
-  teacher_net->to(dtype);
+  teacher_net->to(test_device(), dtype);
   teacher_net->eval();
   Precond teacher(teacher_net, PrecondType::EDM);
   Student student(clone_net(*teacher_net));
@@ -74,11 +76,11 @@ TEST_P(PidLossGolden, MatchesOfficial) {
   config.distance = pid_distance_from_string(distance);
   config.joint_student_call = joint;
   if (config.distance == PidDistance::LPIPS) {
-    lpips = Lpips::synthetic().to(at::kCPU, dtype);
+    lpips = Lpips::synthetic().to(test_device(), dtype);
     config.lpips = &lpips;
   }
-  auto out = pid_loss(student, teacher, g.get("z"), g.get("indices"), config);
-  EXPECT_TRUE(out.indices2.equal(g.get("indices_plus1_mapped")));
+  auto out = pid_loss(student, teacher, on_device(g.get("z")), g.get("indices"), config);
+  EXPECT_TRUE(out.indices2.cpu().equal(g.get("indices_plus1_mapped")));
 
   const double tight = f64 ? 1e-12 : 1e-5;  // values the network computes directly
   const double loose = f64 ? 1e-9 : 1e-3;   // finite differences amplify rounding by ~1/|t - t2|
@@ -103,7 +105,7 @@ TEST_P(PidLossGolden, MatchesOfficial) {
     if (!f64 && distance == "l1") {
       // sign(target - pred) flips near zero between f32 and f64: compare per-tensor norms against f64.
       auto ref = g64.get(key);
-      err = (grad.to(at::kDouble) - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-30);
+      err = (grad.to(at::kCPU, at::kDouble) - ref).norm().item<double>() / std::max(ref.norm().item<double>(), 1e-30);
     } else {
       err = rel_err(grad, g.get(key));
     }

@@ -10,6 +10,8 @@
 using namespace pidistill;
 using pidistill::test::golden;
 using pidistill::test::load_golden;
+using pidistill::test::on_device;
+using pidistill::test::test_device;
 
 static Student tiny_student(at::ScalarType dtype) {
   auto loaded = load_net(golden("ddpmpp_uncond_weights.safetensors"));
@@ -20,8 +22,9 @@ static Student tiny_student(at::ScalarType dtype) {
 static void check_student_io(const std::string& file, at::ScalarType dtype, double tol) {
   auto g = load_golden(file);
   Student student = tiny_student(dtype);
+  student.F->to(test_device());
   torch::NoGradGuard no_grad;
-  auto out = student.evaluate(g.get("z"), g.get("t"));
+  auto out = student.evaluate(on_device(g.get("z")), on_device(g.get("t")));
   ASSERT_EQ(out.x_theta.scalar_type(), dtype);
   EXPECT_CLOSE(out.noise, g.get("noise"), tol);
   EXPECT_CLOSE(out.model_in, g.get("model_in"), tol);

@@ -5,6 +5,7 @@
 #include "pidistill/util/files.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 
 #include <filesystem>
 #include <sstream>
@@ -151,6 +152,19 @@ std::string bundled_model(const std::string& name) {
   }
   fail(name, "bundled model not found (looked in " + looked +
                  "); hint: run from the pidistill checkout or give the file's path");
+}
+
+c10::Device parse_device(const std::string& name) {
+  std::optional<c10::Device> device;
+  try {
+    device.emplace(name);
+  } catch (const std::exception&) {
+    fail("--device", "'" + name + "' is not a device; expected cpu, cuda or cuda:N");
+  }
+  if (device->is_cuda() && !at::hasCUDA())
+    fail("--device", name + ": this build's LibTorch has no CUDA or sees no GPU; hint: --device cpu");
+  if (!device->is_cpu() && !device->is_cuda()) fail("--device", name + ": only cpu and cuda are supported");
+  return *device;
 }
 
 }  // namespace pidistill::cli

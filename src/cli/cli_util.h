@@ -4,6 +4,7 @@
 #include "pidistill/nets/net_config.h"
 
 #include <CLI/CLI.hpp>
+#include <c10/core/Device.h>
 
 #include <optional>
 #include <string>
@@ -60,5 +61,9 @@ std::string shape_string(const at::Tensor& tensor);  // "[4, 3, 16, 16]"
 // prefix (bin/../share/pidistill/models), then ./models.
 // Error naming the file and where it was looked for.
 std::string bundled_model(const std::string& name);
+
+// --device's value (cpu, cuda, cuda:1) as a device; an Error naming the option for anything else, and for cuda
+// when this LibTorch has no CUDA or no GPU is visible.
+c10::Device parse_device(const std::string& name);
 
 }  // namespace pidistill::cli

@@ -127,7 +127,7 @@ void add_distill_command(CLI::App& app) {
                 "Class-conditional teacher: labels drawn uniformly, shared with the teacher");
   cmd->add_option("--log-every", o.log_every, "Steps per stats.jsonl line")->capture_default_str();
   cmd->add_option("--snap-every", o.snap_every, "Steps per checkpoint")->capture_default_str();
-  cmd->add_option("--grid-every", o.grid_every, "Steps per sample grid PNG (0 = at the end only)")
+  cmd->add_option("--grid-every", o.grid_every, "Steps per sample grid PNG, and one at the end (0 = none)")
       ->capture_default_str();
   cmd->add_option("--grid-seeds", o.grid_seeds, "Seeds of the sample grids")->capture_default_str();
   cmd->add_option("--max-nonfinite", o.max_nonfinite, "Abort after this many non-finite losses in a row")

@@ -1,5 +1,6 @@
 // `pidistill generate`: images from a network file, EDM's generate.py conventions (one latent per seed,
 // PNGs). The sampling itself (teacher: EDM's sampler; PID student: one call) is pid/image_generator.h.
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "pidistill/edm/sampler.h"
 #include "pidistill/nets/net_file.h"
@@ -37,6 +38,7 @@ struct GenerateOptions {
   uint64_t sampler_seed = 0;  // --churn-seed: generator of the churn noise (S_churn > 0)
   double t = 0;  // --t: PID student only, the trajectory time to evaluate; 0 = sigma_min (the images)
   bool as_student = false;  // --as-student: a teacher file as the PID student at initialisation
+  std::string device = "cpu";  // --device: where the network runs (cpu or cuda[:i]); images come back to the CPU
 };
 
 void run_generate(const GenerateOptions& o) {
@@ -44,9 +46,10 @@ void run_generate(const GenerateOptions& o) {
     fail("generate",
          "no output requested; hint: give --grid FILE.png, --outdir DIR and/or --out FILE.safetensors");
   if (o.batch <= 0) fail("--batch", "must be positive");
+  const at::Device device = parse_device(o.device);
   LoadedNet loaded = load_net(o.net);
   const NetConfig& c = loaded.config;
-  loaded.net->to(o.f64 ? at::kDouble : at::kFloat);
+  loaded.net->to(device, o.f64 ? at::kDouble : at::kFloat);
   loaded.net->eval();
 
   at::Tensor latents, classes;  // [N, C, H, W] float32, [N] int64
@@ -96,8 +99,8 @@ void run_generate(const GenerateOptions& o) {
     int64_t end = std::min(n, begin + o.batch);
     at::Tensor labels;
     if (classes.defined())
-      labels = at::one_hot(classes.slice(0, begin, end), c.label_dim).to(at::kDouble);  // [b, L]
-    images.push_back(sample(latents.slice(0, begin, end), labels));                     // [b, C, H, W] f64
+      labels = at::one_hot(classes.slice(0, begin, end), c.label_dim).to(device, at::kDouble);  // [b, L]
+    images.push_back(sample(latents.slice(0, begin, end).to(device), labels).to(at::kCPU));     // [b, C, H, W] f64
     progress.update(end);
   }
   progress.finish();
@@ -146,6 +149,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--class", o->class_idx, "Class of every image (default: random per seed)");
   cmd->add_flag("--f64", o->f64, "Run the network in float64 (the sampler always works in float64)");
   cmd->add_option("--batch", o->batch, "Images per batch")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu or cuda[:i]")->capture_default_str();
   cmd->add_option("--t", o->t,
                   "PID student: evaluate the trajectory at this t in [sigma_min, 80] (default sigma_min)");
   cmd->add_flag(

@@ -116,7 +116,9 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--sample-steps", o.sample_steps, "Heun steps of the snapshot sample grids")
       ->capture_default_str();
-  cmd->add_option("--sample-count", o.sample_count, "Images per snapshot sample grid")->capture_default_str();
+  cmd->add_option("--sample-count", o.sample_count, "Images per snapshot sample grid (0 = no grids)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_flag("--f64", a->f64, "Train in float64 (default float32)");
   cmd->add_flag("--dry-run", a->dry_run, "Print the resolved options and exit");
   add_process_options(*cmd, a->dist_timeout);

@@ -64,7 +64,16 @@ World World::connect(const LaunchEnv& env, const std::string& device, std::chron
     options.timeout = timeout;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
     group->store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, tcp);
-    if (device.rfind("cuda", 0) == 0) {
+    const bool cuda = device.rfind("cuda", 0) == 0;
+    std::string backend = cuda ? "nccl" : "gloo";
+    // Why a choice: NCCL refuses two ranks on one GPU; with PIDISTILL_DIST_BACKEND=gloo they meet over Gloo, which
+    // takes CUDA tensors through host memory (scripts/device/check.sh does this on a one-GPU machine).
+    const char* forced = std::getenv("PIDISTILL_DIST_BACKEND");
+    if (forced != nullptr && *forced != '\0') backend = forced;
+    if (backend != "gloo" && backend != "nccl")
+      fail("PIDISTILL_DIST_BACKEND", "'" + backend + "' is not a backend; expected gloo or nccl");
+    if (backend == "nccl" && !cuda) fail("PIDISTILL_DIST_BACKEND", "nccl needs --device cuda");
+    if (backend == "nccl") {
 #ifdef PIDISTILL_WITH_NCCL
       auto nccl = c10d::ProcessGroupNCCL::Options::create();
       nccl->timeout = timeout;

@@ -115,6 +115,7 @@ EdmTrainer::EdmTrainer(TrainOptions options, TrainData data, RunProcesses proces
   if (!(o.lr > 0 && std::isfinite(o.lr))) fail("--lr", "must be a finite positive number");
   if (!(o.tick_kimg > 0)) fail("--tick", "must be positive");
   if (o.snap_ticks < 0) fail("--snap", "must be >= 0");
+  if (o.sample_count < 0) fail("--sample-count", "must be >= 0");
   if (o.ema_mimg < 0 || o.ema_rampup < 0 || o.lr_rampup_mimg < 0)
     fail("--ema/--ema-rampup/--lr-rampup", "must be >= 0");
   auto dtype = dtype_from_string(o.dtype);

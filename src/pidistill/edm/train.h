@@ -41,7 +41,7 @@ struct TrainOptions {
   std::string outdir = "training-runs";  // --outdir: parent of the numbered run directory.
   std::string resume;          // --resume: a training-state-*.safetensors to continue from.
   int sample_steps = 18;       // Heun steps of the sample grids (35 network calls).
-  int sample_count = 16;       // Images in each sample grid (seeds 0..count-1).
+  int sample_count = 16;       // Images in each sample grid (seeds 0..count-1); 0 = no grids.
   int max_nonfinite_in_row = 100;  // Abort after this many consecutive steps with a non-finite loss.
   std::string dtype = "float32";   // Parameter dtype of the network ("float32" or "float64").
   bool progress = true;        // Show the progress bar / tick lines on stderr.

@@ -26,6 +26,7 @@ std::string EdmTrainer::kimg_name(const std::string& stem, const std::string& ex
 }
 
 void EdmTrainer::write_sample_grid(const std::string& path) {
+  if (options_.sample_count == 0) return;  // --sample-count 0: snapshots without sample grids
   std::vector<int64_t> seeds;
   for (int i = 0; i < options_.sample_count; ++i) seeds.push_back(i);
   auto latents =

@@ -206,8 +206,6 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
     for (const auto& kv : metadata) meta[kv.first] = kv.second;
     header["__metadata__"] = meta;
   }
-  std::vector<at::Tensor> data;
-  data.reserve(tensors.size());
   std::set<std::string> seen;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
@@ -215,24 +213,27 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
     if (!seen.insert(name).second) fail(path, "tensor '" + name + "' appears twice");
     if (!tensor.defined()) fail(path, "tensor '" + name + "' is undefined");
     const char* dtype = dtype_name(path, name, tensor.scalar_type());
-    at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    uint64_t nbytes = static_cast<uint64_t>(t.numel()) * t.element_size();
-    header[name] = {
-        {"dtype", dtype}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
+    uint64_t nbytes = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
+    header[name] = {{"dtype", dtype}, {"shape", tensor.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
-    data.push_back(std::move(t));
   }
   std::string json = header.dump();
   // Why pad to 8: keeps every tensor 8-byte aligned when the file is memory-mapped, as the format recommends.
   json.append((8 - json.size() % 8) % 8, ' ');
+  char length[8];
+  const uint64_t n = json.size();
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<char>((n >> (8 * i)) & 0xff);
 
-  std::string out;
-  out.reserve(8 + json.size() + offset);
-  uint64_t n = json.size();
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
-  out += json;
-  for (const auto& t : data) out.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
-  write_file_atomic(path, out);
+  // Why streamed: a checkpoint (student, 3 EMAs, 2 RAdam moments) is ~1.3 GB for the CIFAR-10 network; the file
+  // is never assembled in memory, and at most one tensor at a time is copied (when on a GPU or not contiguous).
+  write_file_atomic(path, [&](const WriteBytes& write) {
+    write(length, sizeof length);
+    write(json.data(), json.size());
+    for (const auto& [name, tensor] : tensors) {
+      at::Tensor t = tensor.detach().to(at::kCPU).contiguous();  // no copy when already a contiguous CPU tensor
+      write(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
+    }
+  });
 }
 
 }  // namespace pidistill

@@ -194,6 +194,7 @@ DistillResult distill(const DistillRun& run) {
   loop.add(snap_cadence, [&](const RunEvent&) { save_state(); });
   Cadence grid_cadence;
   grid_cadence.every = o.grid_every;
+  grid_cadence.at_end = o.grid_every > 0;  // --grid-every 0: no grids (a benchmark or a run without images)
   loop.add(grid_cadence, [&](const RunEvent& e) {
     trainer.write_grid(files.path(numbered_name("grid-", e.position, ".png")));
   });

@@ -27,7 +27,7 @@ struct DistillOptions {
   bool cond = false;                     // Class-conditional teacher: labels drawn uniformly, shared.
   int64_t log_every = 100;               // Steps per stats.jsonl line.
   int64_t snap_every = 5000;             // Steps per checkpoint (also written at the end and on Ctrl-C).
-  int64_t grid_every = 5000;             // Steps per one-call sample grid PNG; 0 = only at the end.
+  int64_t grid_every = 5000;             // Steps per one-call sample grid PNG (and one at the end); 0 = none.
   std::string grid_seeds = "0-63";       // Fixed seeds of the sample grids.
   int64_t max_nonfinite = 100;           // Abort after this many non-finite losses in a row.
   std::string device = "cpu";            // cpu or cuda[:i].

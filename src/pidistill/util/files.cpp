@@ -46,11 +46,20 @@ bool write_all(int fd, const char* data, size_t size) {
 
 }  // namespace
 
+namespace {
+struct WriteFailed {  // a failed write(2) inside write_file_atomic's `produce`, carrying strerror's text
+  std::string why;
+};
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+  write_file_atomic(path, [&](const WriteBytes& write) { write(bytes.data(), bytes.size()); });
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(const WriteBytes& write)>& produce) {
   // Why a fresh hidden name from mkstemp: it is created with O_EXCL, so a symlink planted at the temporary
   // path cannot redirect the write to another file, two writers never share one, and a temporary left by a
-  // kill
-  // (".NAME.tmp-XXXXXX") never matches the globs that look for NAME-like files
+  // kill (".NAME.tmp-XXXXXX") never matches the globs that look for NAME-like files
   // (training-state-*.safetensors).
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
@@ -62,9 +71,22 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   const mode_t mask = ::umask(0);
   ::umask(mask);
   bool ok = ::fchmod(fd, 0666 & ~mask) == 0;  // mkstemp makes 0600; a saved file gets the user's usual mode
-  // Why fsync before rename: otherwise a power loss can leave PATH renamed but empty.
-  ok = ok && write_all(fd, bytes.data(), bytes.size()) && ::fsync(fd) == 0;
   std::string why = ok ? "" : errno_text();
+  if (ok) {
+    try {
+      produce([fd](const void* data, size_t size) {
+        if (!write_all(fd, static_cast<const char*>(data), size)) throw WriteFailed{errno_text()};
+      });
+      // Why fsync before rename: otherwise a power loss can leave PATH renamed but empty.
+      if (::fsync(fd) != 0) ok = false, why = errno_text();
+    } catch (const WriteFailed& e) {
+      ok = false, why = e.why;
+    } catch (...) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw;
+    }
+  }
   if (::close(fd) != 0 && ok) {
     ok = false;
     why = errno_text();

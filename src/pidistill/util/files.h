@@ -1,6 +1,8 @@
 // Small file helpers: atomic writes, reading a whole file, numbered run directories.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace pidistill {
@@ -9,6 +11,11 @@ namespace pidistill {
 // it), fsyncs it, renames it over PATH and fsyncs the folder. On any failure (disk full included) PATH keeps its
 // previous content, the temporary is removed, and Error names the path.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// The same, for content made piece by piece: `produce` calls `write(data, size)` for each piece in order, so a
+// large file (a checkpoint) never has to exist in memory whole. An exception from `produce` removes the
+// temporary and propagates.
+using WriteBytes = std::function<void(const void* data, size_t size)>;
+void write_file_atomic(const std::string& path, const std::function<void(const WriteBytes& write)>& produce);
 
 // Removes the temporaries that a killed write_file_atomic left in `dir` (".NAME.tmp-XXXXXX", regular files
 // only; never followed links). Called when a run resumes in its folder. Returns how many were removed.
