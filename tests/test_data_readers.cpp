@@ -81,6 +81,13 @@ TEST(IdxReader, BadFilesNameFileAndOffset) {
   ASSERT_LT(fs::file_size(dir / "f-images-idx3-ubyte.gz"), 200000u);
   expect_error([&] { open_dataset((dir / "f-images-idx3-ubyte.gz").string()); },
                {"f-images-idx3-ubyte.gz", "more than the 20 bytes its IDX header describes"});
+  // A gzip whose header honestly describes 64 MiB of zero pixels (the class of the deflate bomb that
+  // tests/hostile/sweep.py found in a .pt: 1 MB of it would take a gigabyte) is refused while inflating, past
+  // 128:1 of the file's size.
+  write_gz(dir / "h-images-idx3-ubyte.gz",
+           be32(0x803) + be32(1) + be32(8192) + be32(8192) + std::string(64u << 20, '\0'));
+  expect_error([&] { open_dataset((dir / "h-images-idx3-ubyte.gz").string()); },
+               {"h-images-idx3-ubyte.gz", "decompresses to more than", "over 128:1"});
   fs::remove_all(dir);
 }
 
