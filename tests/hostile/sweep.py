@@ -4,7 +4,8 @@ each at most 1 MB, and runs the release binary's reading commands on each under 
 measured. Counts clean one-line errors that name the file, runs that accepted the file, crashes by signal,
 hangs, runs over 1 GB, and other messages (several lines, or not naming the file).
 
-usage: tests/hostile/sweep.py [--bin build/pidistill] [--work DIR] [--jobs N] [--quick] [--show]
+usage: tests/hostile/sweep.py [--bin build/pidistill] [--work DIR] [--jobs N] [--quick | --all-commands] [--show]
+       [--json FILE]
 Exits 1 when any run crashed, hung, went over the memory limit or printed a bad message.
 Needs Debian's python3 with numpy, python3-torch and PIL (as tests/fuzz/make_seeds.py)."""
 import argparse, gzip, io, json, os, pickle, random, resource, signal, stat, struct, subprocess, sys, time, zipfile
@@ -500,7 +501,7 @@ def cases_images(rng):
 def cases_idx(rng):
     """IDX datasets: (name, {file name: bytes}) in a folder, or a single file."""
     c = []
-    imgs, labs = idx_images(2, 6, 6), idx_labels(2)
+    imgs, labs = idx_images(2, 8, 8), idx_labels(2)
     for i, (n, r, cl) in enumerate(((0, 6, 6), (2, 0, 6), (2**31, 2**31, 2**31), (2**32 - 1, 1, 1), (2, 6, 7),
                                     (1, 65535, 65535), (5, 6, 6))):
         c.append(("idx-dims-%d" % i, {"train-images-idx3-ubyte": struct.pack(">IIII", 0x803, n, r, cl) +
@@ -514,6 +515,10 @@ def cases_idx(rng):
     c.append(("idx-labels-magic", {"train-images-idx3-ubyte": imgs, "train-labels-idx1-ubyte": imgs}))
     c.append(("idx-gz-bomb", {"train-images-idx3-ubyte.gz": gzip_bomb(struct.pack(">IIII", 0x803, 1, 1, 4), 900),
                               "train-labels-idx1-ubyte": labs}))
+    # An honest header: 900 MiB of zero pixels, as 1 MB of gzip.
+    c.append(("idx-gz-honest-bomb", {"train-images-idx3-ubyte.gz": gzip_bomb(struct.pack(">IIII", 0x803, 1, 30720,
+                                                                                         30720), 900),
+                                     "train-labels-idx1-ubyte": idx_labels(1)}))
     c.append(("idx-gz-garbage", {"train-images-idx3-ubyte.gz": b"\x1f\x8b\x08\x00" + bytes(100),
                                  "train-labels-idx1-ubyte": labs}))
     c.append(("idx-gz-truncated", {"train-images-idx3-ubyte.gz": gzip.compress(imgs)[:30],
@@ -651,11 +656,11 @@ def build_cases(work, quick):
     for name, tensors in ins.items():
         add_file("tensor inputs", name + ".safetensors", "in", safetensors(tensors))
     if quick:
-        # Every class stays; within a class every fourth case (a fixed choice, so runs compare).
+        # Every class stays; within a class every tenth case (a fixed choice, so runs compare).
         by = {}
         for c in cases:
             by.setdefault(c.cls, []).append(c)
-        cases = [c for group in by.values() for i, c in enumerate(group) if i % 4 == 0]
+        cases = [c for group in by.values() for i, c in enumerate(group) if i % 10 == 0]
     for i, c in enumerate(cases):
         c.path = materialise(c, os.path.join(inputs, "%04d" % i))
     return cases
@@ -700,7 +705,8 @@ def valid_inputs(work):
     """Valid companions: a network, a denoiser input, reference statistics, an IDX dataset."""
     v = os.path.join(work, "valid")
     os.makedirs(v, exist_ok=True)
-    files = {"net": os.path.join(GOLDEN, "ddpmpp_uncond_weights.safetensors")}
+    files = {"net": os.path.join(GOLDEN, "ddpmpp_uncond_weights.safetensors"),
+             "detector": os.path.join(REPO, "models", "fmnist-classifier.safetensors")}
     files["in"] = os.path.join(v, "in.safetensors")
     x = np.zeros((1, 3, 32, 32), dtype="<f4").tobytes()
     with open(files["in"], "wb") as f:
@@ -729,8 +735,9 @@ def commands(kind, path, valid, out):
                 ["inspect", path]]
     if kind == "data":
         return [["train", "--data", path, "--dry-run", "--outdir", out],
+                ["train", "--data", path, "--cond", "--pad", "32", "--dry-run", "--outdir", out],
                 ["train-classifier", "--data", path, "--epochs", "1", "--out", o(".safetensors")],
-                ["ref", "--data", path, "--features", "fmnist", "--out", o(".npz")]]
+                ["ref", "--data", path, "--detector", valid["detector"], "--out", o(".npz")]]
     if kind == "in":
         return [["denoise", "--net", valid["net"], "--in", path, "--out", o(".safetensors")],
                 ["generate", "--net", valid["net"], "--latents", path, "--steps", "2", "--out", o(".safetensors")],
@@ -813,10 +820,9 @@ def main():
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("--rss-mb", type=int, default=1024)
-    ap.add_argument("--quick", action="store_true", help="every fourth case of each class, inspect and one "
-                                                         "command per kind (CTest)")
+    ap.add_argument("--quick", action="store_true", help="every tenth case of each class (CTest)")
     ap.add_argument("--all-commands", action="store_true", help="every command of its kind on each file "
-                                                                "(about twice the runs)")
+                                                                "(5 times the runs)")
     ap.add_argument("--show", action="store_true", help="print every run that is not a clean error")
     ap.add_argument("--json", help="write every run's result here")
     args = ap.parse_args()
@@ -834,12 +840,10 @@ def main():
     jobs = []
     for i, c in enumerate(cases):
         cmds = list(range(len(commands(c.kind, c.path, valid, "OUT"))))
-        if args.quick:
-            cmds = cmds[:1]
-        elif not args.all_commands:
-            # The commands of a kind share their reader: each file meets the first two, and one of the others
-            # in turn.
-            cmds = cmds[:2] + cmds[2 + i % (len(cmds) - 2):][:1]
+        if not args.all_commands:
+            # The commands of a kind share their readers: each file meets one of them, in turn, so that every
+            # command meets files of every class.
+            cmds = [cmds[i % len(cmds)]]
         for j in cmds:
             jobs.append((i, j, c, None))
 
