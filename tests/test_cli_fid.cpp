@@ -139,6 +139,15 @@ TEST(CliFid, BadInputIsOneLine) {
                           test::quoted(ref_file()) + " --detector " + test::quoted(kDetector));
   EXPECT_ONE_LINE_ERROR(one);
   EXPECT_NE(one.output.find("at least two images"), std::string::npos) << one.output;
+  // The message names the folder, not the detector (found by tests/hostile/sweep.py); ref as fid.
+  EXPECT_NE(one.output.find(d + "/mixed: need at least two images"), std::string::npos) << one.output;
+  CliResult ref_one = run_cli("ref --data " + test::quoted(d + "/mixed") + " --out " +
+                              test::quoted(d + "/one.npz") + " --detector " + test::quoted(kDetector));
+  EXPECT_ONE_LINE_ERROR(ref_one);
+  EXPECT_NE(ref_one.output.find(d + "/mixed: need at least two images to estimate a covariance, got 1"),
+            std::string::npos)
+      << ref_one.output;
+  EXPECT_FALSE(fs::exists(d + "/one.npz"));
   fs::copy_file(image_dir() + "/000001.png", d + "/mixed/b.png");
   // A grid of four images is 64x64 among 32x32 images.
   CliResult grid = run_cli("generate --threads 1 --net " + test::quoted(kTeacher) +

@@ -7,6 +7,8 @@
 
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace pidistill::test {
 namespace {
@@ -159,6 +161,35 @@ TEST(ErrorsCli, ConfigOnlyFileAskingForAHugeNetwork) {
     EXPECT_NE(result.output.find(path + ": the config describes a SongUNet of"), std::string::npos)
         << result.output;
   }
+}
+
+// A config in a file's metadata or a --config file that our networks refuse names the file (found by
+// tests/hostile/sweep.py: inspect said only "net config: ..."); an integer beyond int no longer wraps to 0.
+TEST(ErrorsCli, BadConfigNamesTheFileItCameFrom) {
+  const std::string path = scratch_dir() + "/bad_config.safetensors";
+  const std::string out = quoted(scratch_dir() + "/c.safetensors");
+  for (const auto& [config, words] : std::vector<std::pair<std::string, std::string>>{
+           {"null", "got null"},
+           {R"({"model_channels":"4"})", "'model_channels' must be an integer"},
+           {R"({"label_dim":1099511627776})", "'label_dim' is 1099511627776, beyond any network"}}) {
+    write_safetensors(path, {{"x", at::zeros({1})}}, {{"config", config}});
+    for (const std::string command : {"inspect " + quoted(path), "convert " + quoted(path) + " " + out,
+                                      "generate --net " + quoted(path) + " --seeds 0 --out " + out}) {
+      SCOPED_TRACE(command);
+      const CliResult result = run_cli(command);
+      EXPECT_ONE_LINE_ERROR(result);
+      EXPECT_NE(result.output.find(path + ": metadata \"config\""), std::string::npos) << result.output;
+      EXPECT_NE(result.output.find(words), std::string::npos) << result.output;
+    }
+  }
+  const std::string json_file = scratch_dir() + "/bad_config.json";
+  std::ofstream(json_file) << "[1, 2]";
+  const CliResult result = run_cli("inspect " + quoted(golden("ddpmpp_uncond_weights.safetensors")) +
+                                   " --config " + quoted(json_file));
+  EXPECT_ONE_LINE_ERROR(result);
+  EXPECT_NE(result.output.find("--config " + json_file + ": net config: expected a JSON object"),
+            std::string::npos)
+      << result.output;
 }
 
 TEST(ErrorsCli, UnknownOptionAndBadPrecond) {

@@ -147,6 +147,17 @@ TEST_F(CliTrain, BadInputIsAOneLineError) {
   EXPECT_EQ(batch.status, 1);
   EXPECT_NE(batch.output.find("--batch-gpu"), std::string::npos) << batch.output;
 
+  // 6x6 images without --pad cannot make the preset's 3-level network: the error names the dataset and its
+  // image size (found by tests/hostile/sweep.py: it said only "net config: 'img_resolution' must be ...").
+  CliRun unfit =
+      run_cli("train --data " + (dir / "data").string() + " --dry-run --outdir " + (dir / "runs").string());
+  EXPECT_EQ(unfit.status, 1);
+  EXPECT_NE(unfit.output.find((dir / "data").string() + ": images of 1x6x6 do not fit --arch ddpmpp"),
+            std::string::npos)
+      << unfit.output;
+  EXPECT_EQ(std::count(unfit.output.begin(), unfit.output.end(), '\n'), 1) << unfit.output;
+  EXPECT_FALSE(fs::exists(dir / "runs")) << "no run directory for a refused run";
+
   CliRun no_output = run_cli("generate --net " + (dir / "nope.safetensors").string());
   EXPECT_EQ(no_output.status, 1);
   EXPECT_NE(no_output.output.find("no output requested"), std::string::npos) << no_output.output;

@@ -81,6 +81,13 @@ TEST(IdxReader, BadFilesNameFileAndOffset) {
   ASSERT_LT(fs::file_size(dir / "f-images-idx3-ubyte.gz"), 200000u);
   expect_error([&] { open_dataset((dir / "f-images-idx3-ubyte.gz").string()); },
                {"f-images-idx3-ubyte.gz", "more than the 20 bytes its IDX header describes"});
+  // A gzip whose header honestly describes 64 MiB of zero pixels (the class of the deflate bomb that
+  // tests/hostile/sweep.py found in a .pt: 1 MB of it would take a gigabyte) is refused while inflating, past
+  // 128:1 of the file's size.
+  write_gz(dir / "h-images-idx3-ubyte.gz",
+           be32(0x803) + be32(1) + be32(8192) + be32(8192) + std::string(64u << 20, '\0'));
+  expect_error([&] { open_dataset((dir / "h-images-idx3-ubyte.gz").string()); },
+               {"h-images-idx3-ubyte.gz", "decompresses to more than", "over 128:1"});
   fs::remove_all(dir);
 }
 
@@ -169,6 +176,16 @@ TEST(ImageZipReader, EdmZipWithLabels) {
   EXPECT_EQ(data.raw_images()[0][0][0][0].item<int>(), 80);  // img00000000 was written last, value 2*40
   EXPECT_EQ(data.label_dim(), 2);
   EXPECT_EQ(data.raw_labels()[0].item<int64_t>(), 1);
+  // A label of 2^40 would make 2^40 classes (one-hot tensors, the label embedding; as an int it wrapped to 1
+  // class), and labels nested 100,000 deep recurse when copied: both refused naming dataset.json.
+  files.back().second = R"({"labels": [["00000/img00000000.png", 1099511627776]]})";
+  write_raw(dir / "huge.zip", stored_zip(files));
+  expect_error([&] { open_dataset((dir / "huge.zip").string()); },
+               {"huge.zip/dataset.json", "label 1099511627776", "outside [0, 2^24)"});
+  files.back().second = "{\"labels\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  write_raw(dir / "deep.zip", stored_zip(files));
+  expect_error([&] { open_dataset((dir / "deep.zip").string()); },
+               {"deep.zip/dataset.json", "nested deeper than 64 levels"});
   fs::remove_all(dir);
 }
 

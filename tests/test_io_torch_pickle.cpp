@@ -236,6 +236,25 @@ TEST(TorchPickle, ZipRecordClaimingMoreThanDeflateCanGiveIsRefused) {
                {path, "'t/data.pkl'", "claims 4278124286 bytes", "more than deflate can expand"});
 }
 
+// A real deflate bomb: the record truly inflates to what it claims (64 MiB of zeros from ~64 KB), but no real
+// tensor or pickle deflates past 128:1; a 1 MB file of such records would take a gigabyte (found by
+// tests/hostile/sweep.py: 900 MiB from 0.9 MB took the run to 1.18 GB). Data of 128:1 still loads.
+TEST(TorchPickle, ZipRecordInflatingPast128To1IsRefused) {
+  const std::string zeros(64u << 20, '\0');
+  std::string path = temp_path("real_bomb.pt");
+  const std::string zip = make_zip({{"t/data.pkl", tiny_pickle()}, {"t/data/0", zeros}}, /*deflated=*/true);
+  ASSERT_LT(zip.size(), 100000u);
+  write_file_atomic(path, zip);
+  expect_error([&] { read_torch_checkpoint(path); },
+               {path, "'t/data/0'", "claims 67108864 bytes", "more than 128:1"});
+  std::string text;
+  for (int i = 0; text.size() < 100000; ++i) text += std::to_string(i * 7919 % 1000003) + ",";
+  const std::string ok = make_zip({{"a", text}}, /*deflated=*/true);
+  write_file_atomic(path, ok);
+  ZipArchive archive(path, read_file(path));
+  EXPECT_EQ(archive.read(*archive.find("a")), text);
+}
+
 TEST(TorchPickle, ZipRecordShorterThanItsClaimIsRefused) {
   std::string zip = make_zip({{"t/data.pkl", tiny_pickle()}, {"t/data/0", float_bytes({1, 2, 3})}},
                              /*deflated=*/true);

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 
@@ -64,6 +65,10 @@ TEST(StatsNpz, MalformedFiles) {
   expect_bad({{"mu", mu.to(at::kLong)}, {"sigma", sigma}}, "'mu'", "floating");
   expect_bad({{"mu", mu}, {"sigma", at::eye(3, at::kDouble)}}, "'sigma'", "[3, 3]");
   expect_bad({{"mu", mu}, {"sigma", sigma}, {"count", at::ones({2})}}, "'count'", "integer scalar");
+  // NaN or inf used to reach the Frechet distance, where LAPACK failed with an anonymous message.
+  const double nan = std::nan(""), inf = HUGE_VAL;
+  expect_bad({{"mu", at::full({2}, nan, at::kDouble)}, {"sigma", sigma}}, "'mu'", "NaN or inf");
+  expect_bad({{"mu", mu}, {"sigma", at::full({2, 2}, inf, at::kDouble)}}, "'sigma'", "NaN or inf");
   const FeatureStats mismatched{at::zeros({2}), at::zeros({3, 3})};
   expect_error([&] { write_stats_npz(path, mismatched); }, {path, "[3, 3]"});
 }
@@ -78,6 +83,10 @@ TEST(StatsNpz, FrechetAndAccumulatorErrors) {
   expect_error([&] { acc.stats(); }, {"StatsAccumulator", "at least two"});
   // Identical Gaussians are at distance 0, and shifting the mean by v adds |v|^2.
   EXPECT_NEAR(frechet_distance(a, a), 0.0, 1e-12);
+  // Covariances LAPACK cannot decompose (statistics made in memory, not read from a file) name the
+  // comparison.
+  FeatureStats inf{at::zeros({4}, at::kDouble), at::full({4, 4}, HUGE_VAL, at::kDouble)};
+  expect_error([&] { frechet_distance(inf, inf, "run/fid"); }, {"run/fid", "cannot be decomposed"});
   FeatureStats c{at::tensor({3.0, 4.0}, at::kDouble), at::eye(2, at::kDouble)};
   EXPECT_NEAR(frechet_distance(a, c), 25.0, 1e-12);
 }

@@ -124,6 +124,25 @@ TEST(ReadImage, HostileJpegAndOtherFormatsAreRefused) {
               std::string::npos)
         << e.what();
   }
+  // Also found by fuzz_image (a timeout): a 559-byte JPEG claiming 65524x248 pixels, which stb decodes in
+  // seconds; past 1024 pixels per byte it is refused. A uniform 1024x1024 PNG (~1,000:1) still decodes.
+  std::ifstream in3(std::string(PIDISTILL_SOURCE_DIR) +
+                        "/tests/fuzz/corpus/image/timeout-1e755d9908f54bcbfa56ca1f86531f66c2722423",
+                    std::ios::binary);
+  const std::string slow((std::istreambuf_iterator<char>(in3)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(slow.size(), 559u);
+  try {
+    decode_image(slow, "slow.jpg");
+    ADD_FAILURE() << "no Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("slow.jpg: image of 65524x248 pixels from only 559 bytes"),
+              std::string::npos)
+        << e.what();
+  }
+  auto dir = temp_dir("flat");
+  write_png((dir / "flat.png").string(), at::full({1024, 1024, 1}, 7, at::kByte));
+  EXPECT_EQ(read_image((dir / "flat.png").string()).sizes().vec(), (std::vector<int64_t>{1024, 1024, 1}));
+  fs::remove_all(dir);
   try {
     decode_image("GIF89a\x01\x00\x01\x00", "x.png");
     ADD_FAILURE() << "no Error";

@@ -84,7 +84,15 @@ std::optional<NetConfig> resolve_net_config(const NetOptions& o) {
     // Why: a JSON object starts with '{'; anything else is taken as the path of a file holding one.
     const size_t first = o.config.find_first_not_of(" \t\n");
     const bool inline_json = first != std::string::npos && o.config[first] == '{';
-    config = net_config_from_json(inline_json ? o.config : read_file(o.config));
+    try {
+      config = net_config_from_json(inline_json ? o.config : read_file(o.config));
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      // Why: the config's own messages say "net config"; the user needs to know it was --config (and which
+      // file). read_file's errors already name the file.
+      if (!inline_json && what.rfind(o.config + ":", 0) == 0) throw;
+      fail(inline_json ? "--config" : "--config " + o.config, what);
+    }
   }
   if (given("--resolution")) config.img_resolution = o.resolution;
   if (given("--channels")) config.img_channels = o.channels;

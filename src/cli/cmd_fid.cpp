@@ -81,6 +81,10 @@ void run_ref(const RefOptions& o) {
   Dataset data = open_dataset(o.data, dopts);
   const at::Tensor& images = data.raw_images();  // [N, C, H, W] uint8
   const int64_t n = o.max_images > 0 ? std::min(o.max_images, data.size()) : data.size();
+  // Why here: measure_images would say it too, but in the detector's name (found by tests/hostile/sweep.py).
+  if (n < 2)
+    fail(o.max_images > 0 && data.size() >= 2 ? "--max" : o.data,
+         "need at least two images to estimate a covariance, got " + std::to_string(n));
   auto t0 = std::chrono::steady_clock::now();
   ImageSetMeasure m = measure_images(
       *detector, n, [&](int64_t b, int64_t e) { return images.slice(0, b, e); },
@@ -170,6 +174,8 @@ void run_fid(const FidOptions& o) {
   if (!o.images.empty()) {
     if (o.repeat != 1) fail("--repeat", "only with --net (a folder is one set of images)");
     Dataset data = read_image_dir(o.images);
+    if (data.size() < 2)
+      fail(o.images, "need at least two images to estimate a covariance, got " + std::to_string(data.size()));
     const at::Tensor& images = data.raw_images();
     ImageSetMeasure m = measure_images(
         *detector, data.size(), [&](int64_t b, int64_t e) { return images.slice(0, b, e); }, mopts);

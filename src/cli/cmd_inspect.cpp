@@ -54,7 +54,8 @@ void print_tensors(const NamedTensors& tensors, bool all) {
 // An EDM network pickle or training state: what EDM's code would rebuild, read as data.
 void print_edm(const EdmPickle& edm, const std::optional<NetConfig>& config_override, bool all) {
   const auto metadata = edm_net_metadata(edm);  // checks that our networks can build it
-  const NetConfig config = config_override ? *config_override : net_config_from_json(metadata.at("config"));
+  const NetConfig config =
+      config_override ? *config_override : net_config_from_metadata(edm.path, metadata.at("config"));
   const LoadedNet loaded = load_net(edm.path, config);
   int64_t parameters = 0;
   for (const at::Tensor& p : loaded.net->parameters()) parameters += p.numel();
@@ -108,7 +109,8 @@ void run_inspect(const InspectOptions& o) {
   // The architecture: the user's options, else the file's own config; a file with neither is only a tensor
   // list. load_net checks every key and shape against the architecture, so "parameters" describes this file;
   // it runs before anything is printed, so that a refused file prints its one error line only.
-  if (!config && file.metadata.count("config")) config = net_config_from_json(file.metadata.at("config"));
+  if (!config && file.metadata.count("config"))
+    config = net_config_from_metadata(o.file, file.metadata.at("config"));
   std::optional<LoadedNet> loaded_net;
   if (config) loaded_net = load_net(o.file, config);
   std::cout << "file: " << o.file << "\n";

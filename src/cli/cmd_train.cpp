@@ -47,12 +47,21 @@ void run_train(TrainArgs a, const CLI::App& cmd) {
   Dataset dataset = open_dataset(o.data, data_options);
   if (o.cond && !dataset.has_labels()) fail(o.data, "--cond needs labels but the dataset has none");
 
-  o.net =
-      net_config_preset(a.arch, static_cast<int>(dataset.resolution()), static_cast<int>(dataset.channels()));
-  apply_arch_overrides(a.sizes, cmd, o.net);
-  o.net.dropout = a.dropout;
-  o.net.label_dim = o.cond ? static_cast<int>(dataset.label_dim()) : 0;
-  validate(o.net);
+  try {
+    o.net = net_config_preset(a.arch, static_cast<int>(dataset.resolution()),
+                              static_cast<int>(dataset.channels()));
+    apply_arch_overrides(a.sizes, cmd, o.net);
+    o.net.dropout = a.dropout;
+    o.net.label_dim = o.cond ? static_cast<int>(dataset.label_dim()) : 0;
+    validate(o.net);
+  } catch (const Error& e) {
+    // Why: the network's shape follows the images (e.g. a 6x6 dataset for a 4-level network); the message
+    // must say which dataset and what its images are.
+    fail(o.data, "images of " + std::to_string(dataset.channels()) + "x" +
+                     std::to_string(dataset.resolution()) + "x" + std::to_string(dataset.resolution()) +
+                     " do not fit --arch " + a.arch + ": " + e.what() +
+                     " (hint: --pad, or --cres with fewer levels)");
+  }
 
   TrainData data{dataset.raw_images(), o.cond ? dataset.raw_labels() : at::Tensor(), dataset.label_dim(),
                  o.data};

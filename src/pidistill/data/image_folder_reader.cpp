@@ -13,6 +13,7 @@
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
 #include "pidistill/util/image_io.h"
+#include "pidistill/util/json_depth.h"
 
 namespace pidistill {
 
@@ -28,6 +29,7 @@ std::string shape_text(const at::Tensor& hwc) {
 std::map<std::string, int64_t> parse_labels(const std::string& text, const std::string& where) {
   std::map<std::string, int64_t> labels;
   if (text.empty()) return labels;
+  check_json_depth(text, /*max_depth=*/64, where);  // EDM's is 3 deep; copies and dump() recurse
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -39,6 +41,11 @@ std::map<std::string, int64_t> parse_labels(const std::string& text, const std::
   for (const auto& pair : j["labels"]) {
     if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_number_integer())
       fail(where, "key 'labels': entry " + pair.dump() + " is not a [name, integer label] pair");
+    // Why a bound: the number of classes is the largest label + 1, and it sizes one-hot tensors and the
+    // network's label embedding (2^24 as the network config's label_dim).
+    if (!pair[1].is_number_unsigned() || pair[1].get<uint64_t>() >= (uint64_t(1) << 24))
+      fail(where, "key 'labels': label " + pair[1].dump() + " of '" + pair[0].get<std::string>() +
+                      "' is outside [0, 2^24)");
     labels[pair[0].get<std::string>()] = pair[1].get<int64_t>();
   }
   return labels;

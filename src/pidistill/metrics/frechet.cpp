@@ -71,11 +71,20 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b, const std:
   const at::Tensor diff = mu_a - mu_b;  // [D]
   // tr sqrtm(sigma_a sigma_b) = tr sqrtm(sqrt_a sigma_b sqrt_a): the latter is symmetric PSD, so eigvalsh
   // applies.
-  auto [w, v] = at::linalg_eigh(sigma_a);                                  // w: [D], v: [D, D]
-  const at::Tensor sqrt_a = at::matmul(v * w.clamp_min(0).sqrt(), v.t());  // [D, D]
-  at::Tensor m = at::matmul(at::matmul(sqrt_a, sigma_b), sqrt_a);          // [D, D]
-  m = (m + m.t()) / 2;  // Why: rounding leaves m slightly asymmetric; eigvalsh would read only one triangle.
-  const double tr_sqrt = at::linalg_eigvalsh(m).clamp_min(0).sqrt().sum().item<double>();
+  double tr_sqrt = 0;
+  try {
+    auto [w, v] = at::linalg_eigh(sigma_a);                                  // w: [D], v: [D, D]
+    const at::Tensor sqrt_a = at::matmul(v * w.clamp_min(0).sqrt(), v.t());  // [D, D]
+    at::Tensor m = at::matmul(at::matmul(sqrt_a, sigma_b), sqrt_a);          // [D, D]
+    // Why: rounding leaves m slightly asymmetric; eigvalsh would read only one triangle.
+    m = (m + m.t()) / 2;
+    tr_sqrt = at::linalg_eigvalsh(m).clamp_min(0).sqrt().sum().item<double>();
+  } catch (const c10::Error& e) {
+    // Why: LAPACK gives up on matrices no detector produces (values near the double range); its message
+    // names neither file.
+    fail(where, "the covariances cannot be decomposed (" +
+                    std::string(e.what_without_backtrace()).substr(0, 80) + "); damaged statistics?");
+  }
   return diff.dot(diff).item<double>() + sigma_a.trace().item<double>() + sigma_b.trace().item<double>() -
          2.0 * tr_sqrt;
 }
@@ -104,6 +113,10 @@ FeatureStats stats_from_arrays(const NamedTensors& arrays, const std::string& pa
   FeatureStats s;
   s.mu = cpu_double(*mu);
   s.sigma = cpu_double(*sigma);
+  // Why here: the matrix square root of the Frechet distance fails on NaN or inf with LibTorch's own
+  // anonymous message ("linalg.eigh: The algorithm failed to converge").
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"mu", s.mu}, {"sigma", s.sigma}})
+    if (!at::isfinite(t).all().item<bool>()) fail(path, std::string("array '") + name + "' holds NaN or inf");
   if (const at::Tensor* count = find("count")) {
     if (count->numel() != 1 || at::isFloatingType(count->scalar_type()) || count->scalar_type() == at::kBool)
       fail(path, "array 'count': shape " + shape_str(*count) + " of " + c10::toString(count->scalar_type()) +

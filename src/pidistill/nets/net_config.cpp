@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <set>
 
 namespace pidistill {
@@ -38,6 +39,10 @@ const std::set<std::string> kSongKeys = {"embedding_type", "channel_mult_noise",
 
 int get_int(const json& j, const std::string& key) {
   if (!j.is_number_integer()) fail(kWhere, "'" + key + "' must be an integer, got " + j.dump());
+  // Why: get<int> would wrap 2^40 to 0 silently; validate() bounds each key further.
+  if (j.is_number_unsigned() ? j.get<uint64_t>() > uint64_t(INT32_MAX)
+                             : (j.get<int64_t>() > INT32_MAX || j.get<int64_t>() < INT32_MIN))
+    fail(kWhere, "'" + key + "' is " + j.dump() + ", beyond any network");
   return j.get<int>();
 }
 double get_double(const json& j, const std::string& key) {

@@ -109,6 +109,14 @@ LoadedNet load_net(const std::string& path, const std::optional<NetConfig>& conf
   return load_net_from(std::move(tensors), metadata, path, config_override);
 }
 
+NetConfig net_config_from_metadata(const std::string& path, const std::string& config_json) {
+  try {
+    return net_config_from_json(config_json);
+  } catch (const Error& e) {
+    fail(path, std::string("metadata \"config\": ") + e.what());
+  }
+}
+
 LoadedNet load_net_from(NamedTensors tensors, const std::map<std::string, std::string>& metadata,
                         const std::string& path, const std::optional<NetConfig>& config_override) {
   LoadedNet loaded;
@@ -116,11 +124,7 @@ LoadedNet load_net_from(NamedTensors tensors, const std::map<std::string, std::s
     loaded.config = *config_override;
     validate(loaded.config);
   } else if (metadata.count("config")) {
-    try {
-      loaded.config = net_config_from_json(metadata.at("config"));
-    } catch (const Error& e) {
-      fail(path, std::string("metadata \"config\": ") + e.what());
-    }
+    loaded.config = net_config_from_metadata(path, metadata.at("config"));
   } else {
     fail(path, "no network config in the file (no metadata \"config\"); pass --config JSON or --arch ddpmpp|ncsnpp|adm");
   }

@@ -33,6 +33,9 @@ LoadedNet load_net(const std::string& path, const std::optional<NetConfig>& conf
 LoadedNet load_net_from(NamedTensors tensors, const std::map<std::string, std::string>& metadata,
                         const std::string& path, const std::optional<NetConfig>& config_override = std::nullopt);
 
+// net_config_from_json on a file's metadata "config"; errors name the file.
+NetConfig net_config_from_metadata(const std::string& path, const std::string& config_json);
+
 // What an EDM pickle says about its network, as metadata of a converted file: "config" (NetConfig JSON),
 // "precond" (edm|vp|ve), "precond_constants" (JSON), "edm_class", "edm_init_kwargs" (JSON), "use_fp16".
 // An architecture our networks cannot build is an Error naming the file and the keyword.

@@ -88,11 +88,7 @@ Student load_pid_student(const std::string& path, const std::optional<NetConfig>
   }
   std::optional<NetConfig> c = config;
   if (!c && metadata.count("config")) {
-    try {
-      c = net_config_from_json(metadata.at("config"));
-    } catch (const Error& e) {
-      fail(path, std::string("metadata \"config\": ") + e.what());
-    }
+    c = net_config_from_metadata(path, metadata.at("config"));
   }
   bool has_augment = false;
   for (const auto& [name, t] : tensors) has_augment |= name.find("map_augment") != std::string::npos;

@@ -74,6 +74,7 @@ void write_png_grid(const std::string& path, const at::Tensor& images, int cols)
 namespace {
 
 constexpr int64_t kMaxPixels = int64_t(1) << 24;  // 4096 x 4096: far above any training image
+constexpr int64_t kMaxPixelsPerByte = 1024;       // see decode_image
 
 // Why: stb_image 2.27 (Debian 12's) builds a JPEG Huffman table from 16 code counts without checking that they
 // sum to at most 256, and then writes past the table (found by fuzz_image under AddressSanitizer; fixed in
@@ -155,6 +156,13 @@ at::Tensor decode_image(const std::string& bytes, const std::string& name) {
   if (int64_t(w) * h > kMaxPixels)
     fail(name, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than " +
                    std::to_string(kMaxPixels) + " (damaged or hostile file?)");
+  // Why: stb decodes every pixel a header claims, from however few bytes; a 559-byte JPEG claiming 248x65524
+  // took 3.5 s (found by fuzz_image). A baseline JPEG spends at least 2 bits per 8x8 block and a PNG is
+  // deflate (at most 1032:1), so a real image never claims more than about 1024 pixels per byte.
+  if (int64_t(w) * h > kMaxPixelsPerByte * int64_t(bytes.size()) + (int64_t(1) << 16))
+    fail(name, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels from only " +
+                   std::to_string(bytes.size()) + " bytes, more than " + std::to_string(kMaxPixelsPerByte) +
+                   " pixels per byte (damaged or hostile file?)");
   // Alpha is dropped: the networks see gray (1) or RGB (3) channels.
   int want = comp == 2 ? 1 : comp == 4 ? 3 : comp;
   stbi_uc* pixels = stbi_load_from_memory(buf, len, &w, &h, &comp, want);
