@@ -83,6 +83,7 @@ for case in $CASES; do
         fi
         sleep 0.2
       done
+      steps_hwm=${steps_hwm:-0}  # the process may end between the poll and the read
       wait "$timer" || { echo "error: the C++ run failed, see $run/cpp.log" >&2; tail -5 "$run/cpp.log" >&2; exit 1; }
       load=$(cut -d' ' -f1 /proc/loadavg)
       "$PY" - "$run"/cpp/*/stats.jsonl "$warm" "$batch" "$(rss_mb "$run/cpp.time")" "$case" "$t" "$r" "$load" "$steps_hwm" \
