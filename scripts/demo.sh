@@ -4,7 +4,7 @@
 # Environment: DEMO_MINUTES (training budget, default 10), TEACHER (default: the bundled Fashion-MNIST teacher in
 # models/, else the tiny reference network of ../shared/golden, whose images are noise-like: it is untrained),
 # LPIPS_WEIGHTS (a converted VGG16+LPIPS file: the paper's lpips loss; default l2, which needs no download),
-# DEMO_BATCH (default 32), THREADS (default: all cores).
+# DEMO_BATCH (default 32), THREADS (default: all cores), DEMO_WORKERS (default: THREADS or the cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -25,15 +25,19 @@ loss=(--loss l2)
 [[ -n "${LPIPS_WEIGHTS:-}" ]] && loss=(--loss lpips --lpips-weights "$LPIPS_WEIGHTS")
 threads=()
 [[ -n "${THREADS:-}" ]] && threads=(--threads "$THREADS")
+# One worker thread per core (distill --workers): 2.6x the step rate of intra-op threads for this small network on
+# 2 cores (docs/PERFORMANCE.md). DEMO_WORKERS=1 gives the plain path.
+workers=${DEMO_WORKERS:-${THREADS:-$(nproc)}}
+while (( workers > 1 && batch % workers != 0 )); do workers=$((workers - 1)); done
 # DEMO_ARGS: further distill options, e.g. DEMO_ARGS="--N 18 --lr 5e-4" (a coarse grid: fewer points for the
 # boundary condition to travel through in a short CPU run).
 read -r -a extra <<< "${DEMO_ARGS:-}"
 
 mkdir -p "$out"
-echo "== distil $teacher for $minutes minutes (batch $batch, ${loss[*]})"
+echo "== distil $teacher for $minutes minutes (batch $batch, ${loss[*]}, $workers workers)"
 start=$(date +%s)
 "$pidistill" distill --teacher "$teacher" "${loss[@]}" --batch "$batch" --steps 1000000 --minutes "$minutes" \
-  --snap-every 500 --grid-every 500 --log-every 20 --outdir "$out/runs" "${threads[@]}" "${extra[@]}" | tee "$out/distill.log"
+  --snap-every 500 --grid-every 500 --log-every 20 --workers "$workers" --outdir "$out/runs" "${threads[@]}" "${extra[@]}" | tee "$out/distill.log"
 run=$(ls -d "$out"/runs/*/ | sort | tail -n 1)
 run=${run%/}
 
