@@ -7,6 +7,8 @@
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
 
+#include <ATen/Context.h>
+
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -64,6 +66,8 @@ void run_distill_command(DistillCliOptions& c) {
   DistillRun run;
   run.options = c.o;
   run.resume = c.resume;
+  // A GPU when there is one, as PyTorch users expect; a resumed run keeps the device it was started on.
+  if (c.cmd->count("--device") == 0 && c.resume.empty() && at::hasCUDA()) run.options.device = "cuda";
   run.teacher_config = resolve_net_config(c.arch);
   run.show_progress = !c.quiet;
   for (const auto& [flag, key] : kFlagKeys)
@@ -132,7 +136,7 @@ void add_distill_command(CLI::App& app) {
   cmd->add_option("--grid-seeds", o.grid_seeds, "Seeds of the sample grids")->capture_default_str();
   cmd->add_option("--max-nonfinite", o.max_nonfinite, "Abort after this many non-finite losses in a row")
       ->capture_default_str();
-  cmd->add_option("--device", o.device, "cpu or cuda[:i]")->capture_default_str();
+  cmd->add_option("--device", o.device, "cpu or cuda[:i] (default: cuda when LibTorch sees a GPU, else cpu)");
   add_process_options(*cmd, c->dist_timeout);
   cmd->add_flag("--f64", o.f64, "Train in float64");
   // Beyond the paper: all off by default, so the defaults stay the paper's recipe.
