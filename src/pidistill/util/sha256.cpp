@@ -6,7 +6,6 @@
 #include <openssl/evp.h>
 
 #include <fstream>
-#include <memory>
 #include <vector>
 
 namespace pidistill {
@@ -28,33 +27,10 @@ std::string hex_digest(EVP_MD_CTX* ctx) {
 
 }  // namespace
 
-std::string sha256_file(const std::string& path) {
-  require_regular_file(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open to compute its sha256");
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    fail(path, "sha256: OpenSSL init failed");
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), std::streamsize(buf.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), size_t(in.gcount()));
-  }
-  if (in.bad()) fail(path, "read error while computing its sha256");
-  return hex_digest(ctx.get());
-}
-
-std::string sha256_bytes(std::initializer_list<std::pair<const void*, size_t>> pieces) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) fail("sha256", "OpenSSL init failed");
-  for (const auto& [data, size] : pieces)
-    if (size) EVP_DigestUpdate(ctx.get(), data, size);
-  return hex_digest(ctx.get());
-}
-
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1)
-    fail("sha256", "OpenSSL init failed");
+  if (ctx_ && EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) == 1) return;
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));  // a throwing constructor runs no destructor
+  fail("sha256", "OpenSSL init failed");
 }
 
 Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
@@ -64,5 +40,25 @@ void Sha256::update(const void* data, size_t size) {
 }
 
 std::string Sha256::hex() { return hex_digest(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+std::string sha256_file(const std::string& path) {
+  require_regular_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open to compute its sha256");
+  Sha256 sha;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    if (in.gcount() > 0) sha.update(buf.data(), size_t(in.gcount()));
+  }
+  if (in.bad()) fail(path, "read error while computing its sha256");
+  return sha.hex();
+}
+
+std::string sha256_bytes(std::initializer_list<std::pair<const void*, size_t>> pieces) {
+  Sha256 sha;
+  for (const auto& [data, size] : pieces) sha.update(data, size);
+  return sha.hex();
+}
 
 }  // namespace pidistill
