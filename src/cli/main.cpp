@@ -1,5 +1,6 @@
 // pidistill: distil EDM diffusion models into one-step generators (Physics Informed Distillation).
 #include "cli/commands.h"
+#include "pidistill/util/build_info.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/threads.h"
 
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
       "pidistill: one-step image generators from EDM diffusion models by Physics Informed Distillation"};
   app.require_subcommand(1);
   app.fallthrough();  // so --threads may also follow the subcommand name
-  app.set_version_flag("--version", "pidistill 0.1.0");
+  app.set_version_flag("--version", [] { return "pidistill 0.1.0 (" + pidistill::build_info() + ")"; });
   pidistill::set_threads();  // all cores (or OMP_NUM_THREADS) unless --threads says otherwise
   app.add_option_function<int>(
       "--threads", [](int n) { pidistill::set_threads(n); },
