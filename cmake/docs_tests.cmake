@@ -19,7 +19,11 @@ foreach(page ${pidistill_doc_pages} ${pidistill_docs})
   # One thread per test, as for the GoogleTest executables (ctest runs tests in parallel).
   set_tests_properties(DocsCommands.${page} PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
 endforeach()
-add_test(NAME DocsCommands.install_example
-         COMMAND ${pidistill_docs_runner} --page README.md --own-test install_example
-                 --scratch ${CMAKE_BINARY_DIR}/docs-test/install_example)
-set_tests_properties(DocsCommands.install_example PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
+# Not in sanitizer builds: the example is a plain consumer (default compiler, no -fsanitize) of the installed
+# libraries, which there are instrumented and need the sanitizers' runtime at link time.
+if(NOT PIDISTILL_SANITIZE AND NOT PIDISTILL_FUZZ)
+  add_test(NAME DocsCommands.install_example
+           COMMAND ${pidistill_docs_runner} --page README.md --own-test install_example
+                   --scratch ${CMAKE_BINARY_DIR}/docs-test/install_example)
+  set_tests_properties(DocsCommands.install_example PROPERTIES TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
+endif()
