@@ -2,6 +2,7 @@
 // are skipped and counted, and a run of only non-finite losses aborts with a one-line Error after
 // --max-nonfinite.
 #include "pidistill/io/safetensors.h"
+#include "pidistill/optim/loss_scale.h"
 #include "pidistill/pid/distill.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/error.h"
@@ -12,6 +13,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 using namespace pidistill;
 using pidistill::test::golden;
@@ -142,6 +146,69 @@ TEST(PidDistill, WorkersComputeTheSameStepsAsOneThread) {
   DistillRun bad = tiny_run(scratch("w_bad"), golden("ddpmpp_uncond_weights.safetensors"));
   bad.options.batch = 2, bad.options.workers = 3;
   test::expect_error([&] { distill(bad); }, {"--workers", "3"});
+}
+
+// Dynamic loss scaling (fp16's companion, testable in fp32): a power-of-two scale changes nothing, bit for bit;
+// a scale too large overflows the gradients, and those steps are skipped and the scale halved, not counted as
+// non-finite losses; the scale's state survives in the checkpoint.
+TEST(PidDistill, LossScalingIsExactAndOverflowedStepsAreSkipped) {
+  auto trained = [](const std::string& name, const std::string& loss_scale, double init) {
+    DistillRun run = tiny_run(scratch(name), golden("ddpmpp_uncond_weights.safetensors"));
+    run.options.steps = 3;
+    run.options.loss_scale = loss_scale, run.options.loss_scale_init = init;
+    return distill(run);
+  };
+  const DistillResult plain = trained("ls_none", "none", 65536), scaled = trained("ls_dyn", "dynamic", 65536);
+  const TensorFile a = read_safetensors(plain.checkpoint_path), b = read_safetensors(scaled.checkpoint_path);
+  int compared = 0;
+  for (const auto& [name, t] : a.tensors)
+    if (name.rfind("student.", 0) == 0 || name.rfind("radam.", 0) == 0) {
+      EXPECT_TRUE(t.equal(b.get(name))) << name << ": a power-of-two loss scale changed the step";
+      ++compared;
+    }
+  EXPECT_GT(compared, 100);
+  const auto state = nlohmann::json::parse(checkpoint_state(b));
+  EXPECT_EQ(state.at("loss_scale").get<double>(), 65536);
+  EXPECT_EQ(state.at("loss_scale_skipped").get<int64_t>(), 0);
+  EXPECT_FALSE(nlohmann::json::parse(checkpoint_state(a)).contains("loss_scale"));
+
+  const DistillResult huge = trained("ls_huge", "dynamic", std::ldexp(1.0, 127));
+  const auto huge_state = nlohmann::json::parse(checkpoint_state(read_safetensors(huge.checkpoint_path)));
+  EXPECT_EQ(huge.nonfinite_skipped, 0) << "an overflow of the scaled gradients is not a non-finite loss";
+  EXPECT_GE(huge_state.at("loss_scale_skipped").get<int64_t>(), 1);
+  EXPECT_EQ(huge_state.at("loss_scale").get<double>(),
+            std::ldexp(1.0, 127 - static_cast<int>(huge_state.at("loss_scale_skipped").get<int64_t>())));
+  std::ifstream stats(huge.run_dir + "/stats.jsonl");
+  std::string line, last;
+  while (std::getline(stats, line)) last = line;
+  const auto row = nlohmann::json::parse(last);
+  EXPECT_EQ(row.at("loss_scale_skipped"), huge_state.at("loss_scale_skipped"));
+  EXPECT_EQ(row.at("loss_scale"), huge_state.at("loss_scale"));
+
+  DistillRun bad = tiny_run(scratch("ls_bad"), golden("ddpmpp_uncond_weights.safetensors"));
+  bad.options.precision = "fp16";  // on the CPU
+  test::expect_error([&] { distill(bad); }, {"--precision", "CUDA"});
+  bad.options.precision = "fp32", bad.options.loss_scale = "static";
+  test::expect_error([&] { distill(bad); }, {"--loss-scale", "static"});
+  bad.options.loss_scale = "dynamic", bad.options.loss_scale_init = 1000;
+  test::expect_error([&] { distill(bad); }, {"--loss-scale-init", "power of two"});
+}
+
+TEST(DynamicLossScale, HalvesOnOverflowAndDoublesAfterTheInterval) {
+  DynamicLossScale s;
+  s.scale = 1024, s.growth_interval = 3;
+  EXPECT_TRUE(s.update(true));
+  EXPECT_TRUE(s.update(true));
+  EXPECT_EQ(s.scale, 1024);
+  EXPECT_TRUE(s.update(true));  // the third good step in a row
+  EXPECT_EQ(s.scale, 2048);
+  EXPECT_FALSE(s.update(false));
+  EXPECT_EQ(s.scale, 1024);
+  EXPECT_EQ(s.skipped, 1);
+  EXPECT_EQ(s.good_in_row, 0);
+  s.scale = std::ldexp(1.0, -24);
+  s.update(false);
+  EXPECT_EQ(s.scale, std::ldexp(1.0, -24)) << "bounded below";
 }
 
 // Last: the stop flag is process-wide and stays set.

@@ -60,7 +60,9 @@ const std::pair<const char*, const char*> kFlagKeys[] = {{"--teacher", "teacher"
                                                          {"--fd-detector", "fd_detector"},
                                                          {"--fd-images", "fd_images"},
                                                          {"--joint-student", "joint_student"},
-                                                         {"--precision", "precision"}};
+                                                         {"--precision", "precision"},
+                                                         {"--loss-scale", "loss_scale"},
+                                                         {"--loss-scale-init", "loss_scale_init"}};
 
 void run_distill_command(DistillCliOptions& c) {
   DistillRun run;
@@ -158,7 +160,13 @@ void add_distill_command(CLI::App& app) {
   cmd->add_option("--fd-images", o.fd_images, "One-call images per FD measurement (seeds 1000000...)")
       ->capture_default_str();
   cmd->add_option("--precision", o.precision,
-                  "Mixed precision (autocast): fp32, bf16 (student and teacher) or bf16-teacher")
+                  "Mixed precision (autocast): fp32, bf16 (student and teacher), bf16-teacher or fp16 (CUDA)")
+      ->capture_default_str();
+  cmd->add_option("--loss-scale", o.loss_scale,
+                  "Dynamic loss scaling: auto (on for fp16), none or dynamic (overflowed steps are skipped and "
+                  "counted in stats.jsonl)")
+      ->capture_default_str();
+  cmd->add_option("--loss-scale-init", o.loss_scale_init, "First dynamic loss scale (a power of two)")
       ->capture_default_str();
   cmd->add_flag("--joint-student", o.joint_student,
                 "Both student calls of a step as one batch of 2B (same gradients, fewer kernels)");

@@ -160,6 +160,10 @@ DistillResult distill(const DistillRun& run) {
     }
     line["loss_bins"] = bin_means;
     line["bin_counts"] = bin_counts;
+    if (const DynamicLossScale* scale = trainer.loss_scale()) {
+      line["loss_scale"] = scale->scale;
+      line["loss_scale_skipped"] = scale->skipped;
+    }
     files.log(line.dump());
     if (log.count) result.last_loss = log.loss / log.count;
     log = LogInterval();

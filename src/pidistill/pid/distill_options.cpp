@@ -3,6 +3,7 @@
 #include "pidistill/pid/grid_schedule.h"
 #include "pidistill/pid/index_sampling.h"
 #include "pidistill/pid/pid_loss.h"
+#include "pidistill/optim/loss_scale.h"
 #include "pidistill/util/error.h"
 
 #include <nlohmann/json.hpp>
@@ -20,8 +21,14 @@ void validate(const DistillOptions& o) {
   pid_distance_from_string(o.loss);
   if (!(o.lr > 0 && std::isfinite(o.lr))) fail("--lr", "must be a finite number > 0");
   if (o.batch < 1) fail("--batch", "must be >= 1");
-  if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "bf16-teacher")
-    fail("--precision", "'" + o.precision + "' is not fp32, bf16 or bf16-teacher");
+  if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "bf16-teacher" && o.precision != "fp16")
+    fail("--precision", "'" + o.precision + "' is not fp32, bf16, bf16-teacher or fp16");
+  // LibTorch's CPU autocast has bf16 only (and its CPU convolutions no fp16 kernels).
+  if (o.precision == "fp16" && o.device.rfind("cuda", 0) != 0)
+    fail("--precision", "fp16 needs a CUDA device (--device cuda); on a CPU use bf16");
+  if (o.loss_scale != "auto" && o.loss_scale != "none" && o.loss_scale != "dynamic")
+    fail("--loss-scale", "'" + o.loss_scale + "' is not auto, none or dynamic");
+  validate_loss_scale_init(o.loss_scale_init);
   if (o.precision != "fp32" && o.f64) fail("--precision", o.precision + " cannot be combined with --f64");
   if (o.batch_gpu < 0 || (o.batch_gpu > 0 && o.batch % o.batch_gpu != 0))
     fail("--batch-gpu", "must divide --batch (" + std::to_string(o.batch) + ")");
@@ -44,6 +51,10 @@ void validate(const DistillOptions& o) {
   if (o.fd_every > 0 && o.fd_detector.empty())
     fail("--fd-detector", "required by --fd-every (inception-2015-12-05.pt or a pidistill classifier)");
   if (o.fd_images < 2) fail("--fd-images", "must be >= 2 (a covariance needs two images)");
+}
+
+bool uses_loss_scale(const DistillOptions& o) {
+  return o.loss_scale == "dynamic" || (o.loss_scale == "auto" && o.precision == "fp16");
 }
 
 double export_rate(const DistillOptions& o, int64_t steps_done) {
@@ -101,7 +112,9 @@ std::string to_json(const DistillOptions& o) {
             {"fd_detector", o.fd_detector},
             {"fd_images", o.fd_images},
             {"joint_student", o.joint_student},
-            {"precision", o.precision}};
+            {"precision", o.precision},
+            {"loss_scale", o.loss_scale},
+            {"loss_scale_init", o.loss_scale_init}};
   return j.dump(2);
 }
 
@@ -136,7 +149,7 @@ DistillOptions distill_options_from_json(const std::string& text) {
   get("f64", o.f64), get("N_start", o.N_start), get("N_refine_every", o.N_refine_every);
   get("index_sampling", o.index_sampling), get("fd_every", o.fd_every), get("fd_ref", o.fd_ref);
   get("fd_detector", o.fd_detector), get("fd_images", o.fd_images), get("joint_student", o.joint_student);
-  get("precision", o.precision);
+  get("precision", o.precision), get("loss_scale", o.loss_scale), get("loss_scale_init", o.loss_scale_init);
   return o;
 }
 

@@ -42,7 +42,9 @@ struct DistillOptions {
   std::string fd_detector;                 // Feature network file for fd_every (Inception or classifier).
   int64_t fd_images = 1000;                // One-call images per FD measurement (seeds 1000000...).
   bool joint_student = false;              // Both student calls of a step as one batch of 2B (speed).
-  std::string precision = "fp32";          // fp32, bf16 (student and teacher) or bf16-teacher (autocast).
+  std::string precision = "fp32";          // fp32, bf16, bf16-teacher or fp16 (CUDA) autocast.
+  std::string loss_scale = "auto";         // auto (dynamic for fp16, else none), none or dynamic.
+  double loss_scale_init = 65536;          // First dynamic loss scale, a power of two (GradScaler's 2^16).
 };
 
 // Error naming the option for anything that cannot run (N < 2, batch_gpu not dividing batch, bad rates, ...).
@@ -50,6 +52,9 @@ void validate(const DistillOptions& options);
 
 std::string to_json(const DistillOptions& options);                 // pretty-printed JSON object
 DistillOptions distill_options_from_json(const std::string& text);  // unknown keys -> Error naming them
+
+// Whether the run scales its loss dynamically (--loss-scale dynamic, or auto with fp16).
+bool uses_loss_scale(const DistillOptions& options);
 
 // The EMA rate `export_ema` selects after `steps_done` steps (-1: the planned --steps): 0 means the raw student.
 // "auto" picks the largest rate whose averaging horizon 1/(1-rate) is at most steps_done/10, else the raw student

@@ -1,6 +1,7 @@
 // One PID distillation's state and step: the frozen teacher, the student initialised from it, RAdam, the
 // EMAs, the seeded draws and the index sampler, checkpointed whole. distill.cpp runs it on the run harness.
 #pragma once
+#include "pidistill/optim/loss_scale.h"
 #include "pidistill/metrics/lpips.h"
 #include "pidistill/nets/net_file.h"
 #include "pidistill/optim/ema_rates.h"
@@ -32,6 +33,8 @@ struct PidStepReport {
   double grad_norm = 0;  // of the batch gradient
   LossBinTally bins;     // per-noise-level losses of the step's samples (all processes)
   int64_t N = 0;         // grid size of the step
+  bool overflow = false;  // loss scaling: finite loss, gradients overflowed; skipped, scale halved, not counted
+  double loss_scale = 0;  // the scale this step's loss was multiplied by (0: no loss scaling)
 };
 
 class PidTrainer {
@@ -67,6 +70,8 @@ class PidTrainer {
   const NetConfig& teacher_config() const { return loaded_.config; }
   int64_t steps_done() const { return step_; }
   const NonFiniteCount& nonfinite() const { return nonfinite_; }
+  // The dynamic loss scale (--loss-scale), or nullptr when the run does not scale its loss.
+  const DynamicLossScale* loss_scale() const { return scaling_ ? &loss_scale_ : nullptr; }
 
  private:
   DistillOptions o_;
@@ -85,6 +90,8 @@ class PidTrainer {
   std::string teacher_weights_sha_;  // what the teacher computes (network_sha256)
   int64_t step_ = 0;
   NonFiniteCount nonfinite_;
+  bool scaling_ = false;
+  DynamicLossScale loss_scale_;
   PidStepReport report_;
 };
 

@@ -30,7 +30,7 @@ AutocastGuard::AutocastGuard(Precision precision, bool cuda) : cuda_(cuda) {
   was_enabled_ = enabled(cuda);
   was_dtype_ = static_cast<int>(dtype(cuda));
   set_enabled(cuda, true);
-  set_dtype(cuda, at::kBFloat16);
+  set_dtype(cuda, precision == Precision::FP16 ? at::kHalf : at::kBFloat16);
   at::autocast::increment_nesting();
 }
 

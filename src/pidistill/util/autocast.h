@@ -1,11 +1,12 @@
 // Mixed precision as torch.autocast does it: inside an AutocastGuard, convolutions and matrix products run in
-// bf16 (oneDNN's AVX512-BF16 / AMX kernels on CPU, tensor cores on CUDA) while weights and the rest stay fp32.
+// bf16 (oneDNN's AVX512-BF16 / AMX kernels on CPU, tensor cores on CUDA) or fp16 (CUDA) while weights and the
+// rest stay fp32.
 #pragma once
 namespace pidistill {
 
-enum class Precision { FP32, BF16 };
+enum class Precision { FP32, BF16, FP16 };
 
-// Turns autocast on (BF16) or leaves it as it is (FP32) for CPU or CUDA tensors until the guard ends; restores the
+// Turns autocast on (BF16, FP16) or leaves it as it is (FP32) for CPU or CUDA tensors until the guard ends; restores the
 // previous state and drops autocast's cast cache when the outermost guard ends.
 class AutocastGuard {
  public:
