@@ -6,7 +6,8 @@
 #
 # Environment (defaults in brackets):
 #   CASES ["fmnist cifar"]  fmnist: the bundled teacher, batch 32, L2; cifar: the paper's CIFAR-10 DDPM++
-#                           (55.7M parameters, EDM's random init, written once to out/bench/), batch 8, L2
+#                           (55.7M parameters, EDM's random init, written once to out/bench/), batch 8, L2;
+#                           cifar-lpips: the same network, batch 4, LPIPS (random VGG16 weights, out/bench/)
 #   THREADS ["1 2"]         intra-op threads, the same on both sides (OMP_NUM_THREADS, --threads,
 #                           torch.set_num_threads)
 #   ROUNDS [3]  WARMUP [2]  STEPS [5]   per run: WARMUP untimed steps, then STEPS timed steps
@@ -48,29 +49,37 @@ mkdir -p "$OUT"
 rm -rf "$OUT"/runs "$OUT"/results.jsonl
 results=$OUT/results.jsonl
 CIFAR_TEACHER=out/bench/cifar10-ddpmpp-random.safetensors
+LPIPS_WEIGHTS=out/bench/lpips-vgg16-random.safetensors
 
 rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$1"; }
 
 echo "pidistill bench/compare.sh  $(date -u '+%Y-%m-%d %H:%M UTC')  commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "$("$CLI" --version)"
 echo "CPU: $(lscpu | awk -F': +' '/^Model name/ {print $2}'), $(nproc) cores; flags:$(grep -o -w -E 'avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/^/ /')"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)${CPP_OPTIONS:+; C++ options: $CPP_OPTIONS}${PY_ENV:+; Python environment: $PY_ENV}"
 
 for case in $CASES; do
+  loss=l2
   case $case in
     fmnist) teacher=models/fashion-mnist-ddpmpp-teacher.safetensors; batch=32; warm=$WARMUP; steps=$STEPS ;;
     cifar)
       teacher=$CIFAR_TEACHER; batch=8; warm=$CIFAR_WARMUP; steps=$CIFAR_STEPS
       [ -f "$teacher" ] || "$PY" bench/python/make_random_teacher.py "$teacher" --preset cifar10-ddpmpp ;;
-    *) echo "error: unknown case '$case' (expected fmnist or cifar)" >&2; exit 1 ;;
+    cifar-lpips)
+      teacher=$CIFAR_TEACHER; batch=4; warm=$CIFAR_WARMUP; steps=$CIFAR_STEPS; loss=lpips
+      [ -f "$teacher" ] || "$PY" bench/python/make_random_teacher.py "$teacher" --preset cifar10-ddpmpp
+      [ -f "$LPIPS_WEIGHTS" ] || "$PY" bench/python/lpips_vgg.py "$LPIPS_WEIGHTS" ;;
+    *) echo "error: unknown case '$case' (expected fmnist, cifar or cifar-lpips)" >&2; exit 1 ;;
   esac
   for t in $THREADS; do
     for r in $(seq 1 "$ROUNDS"); do
       run=$OUT/runs/$case-t$t-r$r
       mkdir -p "$run"
       # C++
-      OMP_NUM_THREADS=$t /usr/bin/time -v -o "$run/cpp.time" "$CLI" --threads "$t" distill --teacher "$teacher" --loss l2 \
+      OMP_NUM_THREADS=$t /usr/bin/time -v -o "$run/cpp.time" "$CLI" --threads "$t" distill --teacher "$teacher" --loss "$loss" \
         --batch "$batch" --steps $((warm + steps)) --log-every 1 --snap-every 1000000 --grid-every 0 \
-        --grid-seeds 0 --seed "$r" --outdir "$run/cpp" --quiet ${CPP_OPTIONS//@T/$t} > "$run/cpp.log" 2>&1 &
+        --grid-seeds 0 --seed "$r" --outdir "$run/cpp" --quiet ${CPP_OPTIONS//@T/$t} \
+        $([ "$loss" = lpips ] && echo "--lpips-weights $LPIPS_WEIGHTS") > "$run/cpp.log" 2>&1 &
       timer=$!
       # The C++ process's peak RSS over its steps alone: its VmHWM when the last step's stats line appears (polled
       # every 0.2 s), before the final checkpoint, grid and export.
@@ -100,7 +109,8 @@ EOF
       # Python
       # shellcheck disable=SC2086  # PY_ENV holds words
       env OMP_NUM_THREADS=$t $PY_ENV /usr/bin/time -v -o "$run/py.time" "$PY" bench/python/bench_pid.py --teacher "$teacher" \
-        --batch "$batch" --warmup "$warm" --steps "$steps" --threads "$t" --seed "$r" > "$run/py.json" 2> "$run/py.log" ||
+        --batch "$batch" --warmup "$warm" --steps "$steps" --threads "$t" --seed "$r" --loss "$loss" \
+        $([ "$loss" = lpips ] && echo "--lpips $LPIPS_WEIGHTS") > "$run/py.json" 2> "$run/py.log" ||
         { echo "error: the Python run failed, see $run/py.log" >&2; tail -5 "$run/py.log" >&2; exit 1; }
       load=$(cut -d' ' -f1 /proc/loadavg)
       "$PY" - "$run/py.json" "$(rss_mb "$run/py.time")" "$case" "$t" "$r" "$load" >> "$results" <<'EOF'

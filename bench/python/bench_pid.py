@@ -25,10 +25,17 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--N", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--loss", default="l2", choices=["l2", "lpips"])
+    ap.add_argument("--lpips", help="VGG16 + LPIPS weights file (our combined format), for --loss lpips")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     teacher, config = pid_step.load_teacher(args.teacher)
-    trainer = pid_step.PidTrainer(teacher, config, args.batch, N=args.N, seed=args.seed)
+    lpips = None
+    if args.loss == "lpips":
+        import lpips_vgg
+        lpips = lpips_vgg.Lpips(args.lpips).eval().requires_grad_(False)
+    trainer = pid_step.PidTrainer(teacher, config, args.batch, N=args.N, seed=args.seed, distance=args.loss,
+                                  lpips=lpips)
     times, losses, loss_all = [], [], []
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()

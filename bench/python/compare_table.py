@@ -7,8 +7,9 @@ import statistics
 import sys
 from collections import defaultdict
 
-BATCH = {"fmnist": 32, "cifar": 8}
-LABEL = {"fmnist": "bundled teacher (1.26M), B=32, L2", "cifar": "CIFAR-10 DDPM++ (55.7M), B=8, L2"}
+BATCH = {"fmnist": 32, "cifar": 8, "cifar-lpips": 4}
+LABEL = {"fmnist": "bundled teacher (1.26M), B=32, L2", "cifar": "CIFAR-10 DDPM++ (55.7M), B=8, L2",
+         "cifar-lpips": "CIFAR-10 DDPM++ (55.7M), B=4, LPIPS"}
 
 
 def main():
