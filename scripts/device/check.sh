@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check of issues 10 and 11 in one call (under 8 minutes on one H100/H200): builds pidistill against the
 # machine's PyTorch, runs the golden parity tests on CUDA in float32, times the PID step of the CIFAR-10 DDPM++
-# network (batch 64, fp32 and bf16) and one-call generation (batch 1 latency, batch 256 throughput), runs 2 ranks
+# network (batch 64, fp32, bf16 and fp16) and one-call generation (batch 1 latency, batch 256 throughput), runs 2 ranks
 # against 1 (NCCL, else Gloo on CUDA tensors) and prints a table with the card's name. Everything lands in $OUT.
 #
 #   scripts/device/fetch_deps.sh      # here, once: Debian's header-only deps + golden files -> build-deps/
@@ -135,7 +135,7 @@ if [ ! -f "$TEACHER" ]; then
     row "teacher" "FAILED to make $TEACHER"
 fi
 
-# --- the PID step, fp32 and bf16 -----------------------------------------------------------------------------------
+# --- the PID step, fp32, bf16 and (CUDA) fp16 with dynamic loss scaling -----------------------------------------------------------------------------------
 # The GPU's peak memory while a command runs (nvidia-smi every 0.5 s), in MiB; "-" without nvidia-smi.
 gpu_peak_start() {
   peak_file=$WORK/gpu-mem.txt
@@ -151,7 +151,9 @@ gpu_peak_stop() {
   [ -n "$peak_pid" ] && kill "$peak_pid" 2>/dev/null && wait "$peak_pid" 2>/dev/null
   sort -n "$peak_file" | tail -1 | awk '{print $1 " MiB"}' | grep . || echo "-"
 }
-for precision in fp32 bf16; do
+precisions="fp32 bf16"
+[ "$DEVICE" = cpu ] || precisions="fp32 bf16 fp16"  # fp16 autocast is CUDA's only
+for precision in $precisions; do
   run=$WORK/distill-$precision
   rm -rf "$run"
   gpu_peak_start
