@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--N", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--loss", default="l2", choices=["l2", "lpips"])
+    ap.add_argument("--channels-last", action="store_true", help="networks and latents in NHWC (a variant)")
     ap.add_argument("--lpips", help="VGG16 + LPIPS weights file (our combined format), for --loss lpips")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -35,7 +36,7 @@ def main():
         import lpips_vgg
         lpips = lpips_vgg.Lpips(args.lpips).eval().requires_grad_(False)
     trainer = pid_step.PidTrainer(teacher, config, args.batch, N=args.N, seed=args.seed, distance=args.loss,
-                                  lpips=lpips)
+                                  lpips=lpips, channels_last=args.channels_last)
     times, losses, loss_all = [], [], []
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()

@@ -62,7 +62,7 @@ class PidTrainer:
     the EMA updates."""
 
     def __init__(self, teacher, config, batch, N=250, lr=2e-4, ema_rates=(0.999, 0.9999, 0.99995), seed=0,
-                 distance="l2", lpips=None):
+                 distance="l2", lpips=None, channels_last=False):
         self.teacher = teacher.eval().requires_grad_(False)
         student_config = dict(config, dropout=0, label_dropout=0)
         self.F = song_unet.SongUNet(**student_config)
@@ -75,9 +75,15 @@ class PidTrainer:
         self.batch, self.N, self.distance, self.lpips = batch, N, distance, lpips
         self.shape = [batch, config["img_channels"], config["img_resolution"], config["img_resolution"]]
         self.gen = torch.Generator().manual_seed(seed)
+        # channels_last: networks and latents in NHWC, the layout oneDNN's convolutions use natively (a variant to
+        # measure; the parameters stay the same objects, so the optimiser and EMAs are unaffected).
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.F.to(memory_format=torch.channels_last)
+            self.teacher.to(memory_format=torch.channels_last)
 
     def step(self):
-        z = torch.randn(self.shape, generator=self.gen)
+        z = torch.randn(self.shape, generator=self.gen).contiguous(memory_format=self.memory_format)
         idx = torch.randint(0, self.N, (self.batch,), generator=self.gen)
         self.opt.zero_grad(set_to_none=True)
         out = pid_loss(self.F, self.teacher, z, idx, self.N, self.distance, self.lpips)
