@@ -105,6 +105,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--kimg", a->kimg, "Training duration in kimg (instead of --duration)");
   cmd->add_option("--batch", o.batch, "Total batch size")->capture_default_str();
   cmd->add_option("--batch-gpu", o.batch_gpu, "Micro-batch size (gradient accumulation); 0 = --batch");
+  cmd->add_option("--workers", o.workers,
+                  "Threads computing shares of the batch at once, sharing --threads (needs --dropout 0)")
+      ->capture_default_str();
   add_arch_override_options(*cmd, a->sizes);
   cmd->add_option("--lr", o.lr, "Learning rate")->check(kFinitePositive)->capture_default_str();
   cmd->add_option("--ema", o.ema_mimg, "EMA half-life in Mimg")->capture_default_str();

@@ -1,3 +1,5 @@
+#include "pidistill/run/parallel_gradients.h"
+#include "pidistill/util/threads.h"
 #include "pidistill/edm/train.h"
 
 #include "pidistill/nets/net_file.h"
@@ -33,6 +35,7 @@ json options_json(const TrainOptions& o) {
               {"duration", o.duration_mimg},
               {"batch", o.batch},
               {"batch_gpu", o.batch_gpu},
+              {"workers", o.workers},
               {"lr", o.lr},
               {"ema", o.ema_mimg},
               {"ema_rampup", o.ema_rampup},
@@ -111,6 +114,13 @@ EdmTrainer::EdmTrainer(TrainOptions options, TrainData data, RunProcesses proces
   if (o.batch % batch_gpu != 0)
     fail("--batch-gpu", std::to_string(batch_gpu) + " does not divide --batch " + std::to_string(o.batch));
   micro_batches(processes_.slice(o.batch), batch_gpu);  // each process's part too (Error naming --batch-gpu)
+  if (o.workers < 1 || o.workers > 64) fail("--workers", "must be between 1 and 64");
+  // Dropout draws its masks from one generator in call order; threads calling at once would race for it.
+  if (o.workers > 1 && (o.net.dropout > 0 || o.net.label_dropout > 0))
+    fail("--workers", "more than one worker needs --dropout 0 (and no label dropout): the masks come from one "
+                      "generator in call order");
+  worker_micro_batches(processes_.slice(o.batch), o.batch_gpu, static_cast<int>(o.workers));  // fits? (Error)
+  share_threads_among(static_cast<int>(o.workers));
   if (!(o.duration_mimg > 0)) fail("--duration", "must be positive");
   if (!(o.lr > 0 && std::isfinite(o.lr))) fail("--lr", "must be a finite positive number");
   if (!(o.tick_kimg > 0)) fail("--tick", "must be positive");
@@ -168,9 +178,10 @@ bool EdmTrainer::train_step() {
   auto dtype = net_->parameters().front().scalar_type();
   for (auto& p : net_->parameters()) p.mutable_grad() = at::Tensor();  // EDM: zero_grad(set_to_none=True)
 
-  std::vector<double> stats = {0, 0};  // loss sum, loss elements (summed over processes)
   // Why every round is drawn: the draws are those of the global batch, round by round as one process makes
-  // them, so that a process trains on its slice with the numbers one process would have used there.
+  // them, so that a process trains on its slice with the numbers one process would have used there. All are
+  // drawn before any is computed (the network draws from its own generator), so workers can share them out.
+  std::vector<at::Tensor> images_of, rnd_of, n_unit_of, labels_of;  // this process's rounds
   for (const BatchSlice& round : micro_batches({0, o.batch}, batch_gpu)) {
     auto idx = at::randint(data_.images.size(0), {batch_gpu}, gen_, at::kLong);  // [b]
     auto images = data_.images.index_select(0, idx).to(dtype) / 127.5 - 1;       // [b, C, H, W]
@@ -180,14 +191,25 @@ bool EdmTrainer::train_step() {
     }
     LossDraws draws = draw_loss_noise(loss_, images, gen_);
     if (!mine.contains(round)) continue;  // another process's images
-    at::Tensor labels;
-    if (o.cond) labels = at::one_hot(data_.labels.index_select(0, idx), data_.label_dim).to(dtype);  // [b, L]
-    auto loss = diffusion_loss(*precond_, loss_, images, labels, draws);  // [b, C, H, W]
-    // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward()
-    loss.sum().mul(1.0 / static_cast<double>(o.batch)).backward();
-    stats[0] += loss.detach().sum().item<double>();
-    stats[1] += static_cast<double>(loss.numel());
+    images_of.push_back(images), rnd_of.push_back(draws.rnd), n_unit_of.push_back(draws.n_unit);
+    if (o.cond) labels_of.push_back(at::one_hot(data_.labels.index_select(0, idx), data_.label_dim).to(dtype));
   }
+  const at::Tensor images = at::cat(images_of), rnd = at::cat(rnd_of), n_unit = at::cat(n_unit_of);  // [n, ...]
+  const at::Tensor labels = o.cond ? at::cat(labels_of) : at::Tensor();                                // [n, L]
+  const auto parts = worker_micro_batches({0, images.size(0)}, o.batch_gpu, static_cast<int>(o.workers));
+  std::vector<double> loss_sum(parts.size(), 0), loss_numel(parts.size(), 0);  // per worker
+  accumulate_gradients(net_->parameters(), parts, [&](const BatchSlice& mb, int k) {
+    const int64_t b0 = mb.begin, n = mb.size();
+    auto loss = diffusion_loss(*precond_, loss_, images.narrow(0, b0, n),
+                               labels.defined() ? labels.narrow(0, b0, n) : labels,
+                               LossDraws{rnd.narrow(0, b0, n), n_unit.narrow(0, b0, n)});  // [n, C, H, W]
+    loss_sum[k] += loss.detach().sum().item<double>();
+    loss_numel[k] += static_cast<double>(loss.numel());
+    // EDM: loss.sum().mul(loss_scaling / batch_gpu_total).backward()
+    return loss.sum().mul(1.0 / static_cast<double>(o.batch));
+  });
+  std::vector<double> stats = {0, 0};  // loss sum, loss elements (summed over processes)
+  for (size_t k = 0; k < parts.size(); ++k) stats[0] += loss_sum[k], stats[1] += loss_numel[k];
   processes_.sync_step(net_->parameters(), stats);
   last_loss_ = stats[0] / stats[1];
 

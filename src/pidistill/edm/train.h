@@ -30,6 +30,7 @@ struct TrainOptions {
   double duration_mimg = 200;  // --duration: training duration in millions of images.
   int64_t batch = 512;         // --batch: total batch size per step.
   int64_t batch_gpu = 0;       // --batch-gpu: micro-batch (gradient accumulation); 0 = the whole batch at once.
+  int64_t workers = 1;         // --workers: threads computing micro-batches at once, sharing --threads (speed).
   double lr = 10e-4;           // --lr: learning rate.
   double ema_mimg = 0.5;       // --ema: EMA half-life in millions of images.
   double ema_rampup = 0.05;    // --ema-rampup: EMA ramp-up coefficient (half-life <= cur_nimg * this); 0 = none.
