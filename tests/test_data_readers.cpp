@@ -37,6 +37,19 @@ TEST(IdxReader, GzipFolderWithLabelsAndPadding) {
   fs::remove_all(dir);
 }
 
+// An IDX folder without the split asked for names the split it lacks and those it has (it used to be read as an
+// image folder: "no PNG or JPEG images found").
+TEST(IdxReader, FolderWithoutTheSplitNamesIt) {
+  auto dir = make_temp_dir("idx_split");
+  write_gz(dir / "train-images-idx3-ubyte.gz", idx_images(5, 28, 28));
+  write_gz(dir / "train-labels-idx1-ubyte.gz", idx_labels({3, 0, 9, 1, 3}));
+  DatasetOptions test_split;
+  test_split.split = "t10k";
+  expect_error([&] { open_dataset(dir.string(), test_split); },
+               {dir.string(), "t10k-images-idx3-ubyte", "has the split(s) train"});
+  fs::remove_all(dir);
+}
+
 TEST(IdxReader, RawImagesFileFindsItsLabels) {
   auto dir = make_temp_dir("idx_raw");
   write_raw(dir / "t10k-images-idx3-ubyte", idx_images(3, 4, 4));

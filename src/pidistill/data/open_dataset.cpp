@@ -25,6 +25,17 @@ Dataset read_any(const std::string& path, const DatasetOptions& options) {
       if (fs::is_regular_file(p / (options.split + suffix))) return read_idx_dataset(path, options.split);
     if (fs::is_regular_file(p / "data_batch_1.bin") || fs::is_regular_file(p / "test_batch.bin"))
       return read_cifar10_dataset(path, options.split);
+    // An IDX folder without the split asked for is not an image folder: say which split is missing.
+    std::string idx_splits;
+    std::error_code ec;  // an unreadable folder is left to read_image_folder, which names the problem
+    for (const auto& entry : fs::directory_iterator(p, ec)) {
+      const std::string name = entry.path().filename().string();
+      const size_t at = name.find("-images-idx3-ubyte");
+      if (at != std::string::npos && at > 0) idx_splits += (idx_splits.empty() ? "" : ", ") + name.substr(0, at);
+    }
+    if (!idx_splits.empty())
+      fail(path, "DATA: no '" + options.split + "-images-idx3-ubyte[.gz]' in this IDX folder (it has the split(s) " +
+                     idx_splits + ")");
     return read_image_folder(path);
   }
   std::string name = p.filename().string();
