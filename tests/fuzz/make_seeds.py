@@ -10,6 +10,9 @@ import torch
 from PIL import Image
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+# The hostile-input sweep's builders of the formats (one place for the safetensors layout).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hostile"))
+from sweep import safetensors  # noqa: E402
 
 
 def put(target, name, data):
@@ -17,18 +20,6 @@ def put(target, name, data):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "seed-" + name), "wb") as f:
         f.write(data)
-
-
-def safetensors(tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    for name, (dtype, shape, raw) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    h = json.dumps(header).encode()
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
 
 
 config = json.dumps({"model_type": "SongUNet", "img_resolution": 8, "img_channels": 1, "model_channels": 4,
