@@ -20,6 +20,22 @@ fs::path temp_dir(const std::string& name) {
   fs::create_directories(dir);
   return dir;
 }
+
+// An input the fuzzers found, kept in tests/fuzz/corpus/image/.
+std::string image_corpus_file(const std::string& name) {
+  std::ifstream in(std::string(PIDISTILL_SOURCE_DIR) + "/tests/fuzz/corpus/image/" + name, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// decode_image refuses `bytes` with an Error containing `message`.
+void expect_refused(const std::string& bytes, const std::string& name, const std::string& message) {
+  try {
+    decode_image(bytes, name);
+    ADD_FAILURE() << name << ": no Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+  }
+}
 }  // namespace
 
 TEST(ToUint8, ExtremesAndEdmRounding) {
@@ -100,45 +116,17 @@ TEST(ReadImage, ErrorsNameTheFile) {
 // Found by fuzz_image: a 321-byte JPEG whose Huffman table declares more than 256 codes made stb_image 2.27
 // write past its table; it is refused before stb decodes it. Formats other than PNG and JPEG are refused too.
 TEST(ReadImage, HostileJpegAndOtherFormatsAreRefused) {
-  const std::string crash =
-      std::string(PIDISTILL_SOURCE_DIR) + "/tests/fuzz/corpus/image/crash-e4cd004906d04b30450e4debd0a68f84468bbba5";
-  std::ifstream in(crash, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = image_corpus_file("crash-e4cd004906d04b30450e4debd0a68f84468bbba5");
   ASSERT_EQ(bytes.size(), 321u);
-  try {
-    decode_image(bytes, "crash.jpg");
-    ADD_FAILURE() << "no Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("crash.jpg: JPEG Huffman table"), std::string::npos) << e.what();
-  }
+  expect_refused(bytes, "crash.jpg", "crash.jpg: JPEG Huffman table");
   // Also found by fuzz_image: a 75-byte PNG whose IDAT chunk claims 1.6 GB, which stb allocated before reading.
-  std::ifstream in2(std::string(PIDISTILL_SOURCE_DIR) +
-                        "/tests/fuzz/corpus/image/oom-24a0caaf9afc228772287431fef7556d35f78052",
-                    std::ios::binary);
-  const std::string png((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
-  try {
-    decode_image(png, "oom.png");
-    ADD_FAILURE() << "no Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("oom.png: PNG chunk 'IDAT' at byte 33 claims 1616904192 bytes"),
-              std::string::npos)
-        << e.what();
-  }
+  expect_refused(image_corpus_file("oom-24a0caaf9afc228772287431fef7556d35f78052"), "oom.png",
+                 "oom.png: PNG chunk 'IDAT' at byte 33 claims 1616904192 bytes");
   // Also found by fuzz_image (a timeout): a 559-byte JPEG claiming 65524x248 pixels, which stb decodes in
   // seconds; past 1024 pixels per byte it is refused. A uniform 1024x1024 PNG (~1,000:1) still decodes.
-  std::ifstream in3(std::string(PIDISTILL_SOURCE_DIR) +
-                        "/tests/fuzz/corpus/image/timeout-1e755d9908f54bcbfa56ca1f86531f66c2722423",
-                    std::ios::binary);
-  const std::string slow((std::istreambuf_iterator<char>(in3)), std::istreambuf_iterator<char>());
+  const std::string slow = image_corpus_file("timeout-1e755d9908f54bcbfa56ca1f86531f66c2722423");
   ASSERT_EQ(slow.size(), 559u);
-  try {
-    decode_image(slow, "slow.jpg");
-    ADD_FAILURE() << "no Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("slow.jpg: image of 65524x248 pixels from only 559 bytes"),
-              std::string::npos)
-        << e.what();
-  }
+  expect_refused(slow, "slow.jpg", "slow.jpg: image of 65524x248 pixels from only 559 bytes");
   auto dir = temp_dir("flat");
   write_png((dir / "flat.png").string(), at::full({1024, 1024, 1}, 7, at::kByte));
   EXPECT_EQ(read_image((dir / "flat.png").string()).sizes().vec(), (std::vector<int64_t>{1024, 1024, 1}));

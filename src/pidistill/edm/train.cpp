@@ -1,15 +1,15 @@
-#include "pidistill/run/parallel_gradients.h"
-#include "pidistill/util/threads.h"
 #include "pidistill/edm/train.h"
 
 #include "pidistill/nets/net_file.h"
 #include "pidistill/optim/ema_halflife.h"
+#include "pidistill/run/parallel_gradients.h"
 #include "pidistill/util/checkpoint.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
 #include "pidistill/util/json_depth.h"
 #include "pidistill/util/sha256.h"
 #include "pidistill/util/stop_signal.h"
+#include "pidistill/util/threads.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>

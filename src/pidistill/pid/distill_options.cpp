@@ -1,9 +1,9 @@
 #include "pidistill/pid/distill_options.h"
 
+#include "pidistill/optim/loss_scale.h"
 #include "pidistill/pid/grid_schedule.h"
 #include "pidistill/pid/index_sampling.h"
 #include "pidistill/pid/pid_loss.h"
-#include "pidistill/optim/loss_scale.h"
 #include "pidistill/util/error.h"
 
 #include <nlohmann/json.hpp>

@@ -103,8 +103,7 @@ PidTrainer::PidTrainer(DistillOptions options, const std::optional<NetConfig>& t
   const Precision low = o_.precision == "fp16" ? Precision::FP16 : Precision::BF16;
   loss_config_.student_precision = o_.precision == "bf16" || o_.precision == "fp16" ? low : Precision::FP32;
   loss_config_.teacher_precision = o_.precision == "fp32" ? Precision::FP32 : low;
-  scaling_ = uses_loss_scale(o_);
-  loss_scale_.scale = o_.loss_scale_init;
+  if (uses_loss_scale(o_)) loss_scale_.emplace().scale = o_.loss_scale_init;
   if (loss_config_.distance == PidDistance::LPIPS) {
     if (tc.img_channels != 3)
       fail("--loss lpips", "LPIPS compares RGB images; the teacher makes " + std::to_string(tc.img_channels) +
@@ -136,10 +135,10 @@ std::string PidTrainer::resume(const std::string& checkpoint) {
   step_ = state.at("step").get<int64_t>();
   nonfinite_.total = state.value("nonfinite_total", int64_t{0});
   nonfinite_.in_row = state.value("nonfinite_in_a_row", int64_t{0});
-  if (scaling_ && state.contains("loss_scale")) {
-    loss_scale_.scale = state.at("loss_scale").get<double>();
-    loss_scale_.good_in_row = state.value("loss_scale_good_in_row", int64_t{0});
-    loss_scale_.skipped = state.value("loss_scale_skipped", int64_t{0});
+  if (loss_scale_ && state.contains("loss_scale")) {
+    loss_scale_->scale = state.at("loss_scale").get<double>();
+    loss_scale_->good_in_row = state.value("loss_scale_good_in_row", int64_t{0});
+    loss_scale_->skipped = state.value("loss_scale_skipped", int64_t{0});
   }
   if (sampler_.mode == IndexSampling::Loss)
     sampler_.load_state(ckpt.get("index_sampling.loss_ema"), checkpoint + " (index_sampling.loss_ema)");
@@ -204,7 +203,7 @@ const PidStepReport& PidTrainer::step(const std::function<void()>& before_abort)
     auto loss =
         per_sample.sum() / static_cast<double>(o_.batch);  // batch mean, accumulated over micro-batches
     worker_loss[k] += loss.item<double>();
-    return scaling_ ? loss * loss_scale_.scale : loss;  // a power of two: unscaled exactly below
+    return loss_scale_ ? loss * loss_scale_->scale : loss;  // a power of two: unscaled exactly below
   });
   double loss_value = 0;
   for (size_t k = 0; k < parts.size(); ++k) {
@@ -229,10 +228,10 @@ const PidStepReport& PidTrainer::step(const std::function<void()>& before_abort)
   report_.loss = loss_value;
   report_.grad_norm = std::sqrt(grad_sq);
   const bool grads_finite = std::isfinite(report_.grad_norm);
-  if (scaling_) {
-    report_.loss_scale = loss_scale_.scale;
+  if (loss_scale_) {
+    report_.loss_scale = loss_scale_->scale;
     if (grads_finite) {
-      const double unscale = 1.0 / loss_scale_.scale;
+      const double unscale = 1.0 / loss_scale_->scale;
       for (auto& p : params_)
         if (p.grad().defined()) p.mutable_grad().mul_(unscale);
       report_.grad_norm *= unscale;
@@ -244,14 +243,14 @@ const PidStepReport& PidTrainer::step(const std::function<void()>& before_abort)
   // A skipped step still counts, so a run stops at --steps. An overflow of scaled gradients is the scale's
   // fault, not the run's: it lowers the scale and does not count toward --max-nonfinite.
   if (report_.overflow) {
-    loss_scale_.update(false);
+    loss_scale_->update(false);
   } else {
     if (nonfinite_.record(report_.finite, o_.max_nonfinite)) {
       if (before_abort) before_abort();
       fail("distill", std::to_string(nonfinite_.in_row) + " non-finite losses in a row at step " +
                           std::to_string(step_) + "; hint: lower --lr or check the teacher");
     }
-    if (scaling_ && report_.finite) loss_scale_.update(true);
+    if (loss_scale_ && report_.finite) loss_scale_->update(true);
   }
   if (report_.finite) {
     radam_->step();
@@ -269,10 +268,10 @@ void PidTrainer::save_state(const std::string& path, const std::string& extra_js
   if (sampler_.mode == IndexSampling::Loss) tensors.emplace_back("index_sampling.loss_ema", sampler_.state());
   json state = {
       {"step", step_}, {"nonfinite_total", nonfinite_.total}, {"nonfinite_in_a_row", nonfinite_.in_row}};
-  if (scaling_) {
-    state["loss_scale"] = loss_scale_.scale;
-    state["loss_scale_good_in_row"] = loss_scale_.good_in_row;
-    state["loss_scale_skipped"] = loss_scale_.skipped;
+  if (loss_scale_) {
+    state["loss_scale"] = loss_scale_->scale;
+    state["loss_scale_good_in_row"] = loss_scale_->good_in_row;
+    state["loss_scale_skipped"] = loss_scale_->skipped;
   }
   const json extra = json::parse(extra_json);  // named: items() of a temporary would dangle
   for (auto& [key, value] : extra.items()) state[key] = value;

@@ -1,10 +1,10 @@
 // One PID distillation's state and step: the frozen teacher, the student initialised from it, RAdam, the
 // EMAs, the seeded draws and the index sampler, checkpointed whole. distill.cpp runs it on the run harness.
 #pragma once
-#include "pidistill/optim/loss_scale.h"
 #include "pidistill/metrics/lpips.h"
 #include "pidistill/nets/net_file.h"
 #include "pidistill/optim/ema_rates.h"
+#include "pidistill/optim/loss_scale.h"
 #include "pidistill/optim/radam.h"
 #include "pidistill/pid/distill_options.h"
 #include "pidistill/pid/index_sampling.h"
@@ -71,7 +71,7 @@ class PidTrainer {
   int64_t steps_done() const { return step_; }
   const NonFiniteCount& nonfinite() const { return nonfinite_; }
   // The dynamic loss scale (--loss-scale), or nullptr when the run does not scale its loss.
-  const DynamicLossScale* loss_scale() const { return scaling_ ? &loss_scale_ : nullptr; }
+  const DynamicLossScale* loss_scale() const { return loss_scale_ ? &*loss_scale_ : nullptr; }
 
  private:
   DistillOptions o_;
@@ -90,8 +90,7 @@ class PidTrainer {
   std::string teacher_weights_sha_;  // what the teacher computes (network_sha256)
   int64_t step_ = 0;
   NonFiniteCount nonfinite_;
-  bool scaling_ = false;
-  DynamicLossScale loss_scale_;
+  std::optional<DynamicLossScale> loss_scale_;  // set when the run scales its loss (uses_loss_scale)
   PidStepReport report_;
 };
 

@@ -44,12 +44,10 @@ bool write_all(int fd, const char* data, size_t size) {
   return true;
 }
 
-}  // namespace
-
-namespace {
 struct WriteFailed {  // a failed write(2) inside write_file_atomic's `produce`, carrying strerror's text
   std::string why;
 };
+
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
