@@ -3,6 +3,7 @@
 // (schedules_*).
 #include "pidistill/edm/precond.h"
 #include "pidistill/nets/net_file.h"
+#include "pidistill/nets/winograd_conv.h"
 #include "pidistill/pid/pid_loss.h"
 #include "pidistill/util/error.h"
 #include "test_common.h"
@@ -49,16 +50,25 @@ struct LossCase {
   std::string distance;
   at::ScalarType dtype;
   bool joint = false;  // both student calls as one batch of 2B (--joint-student): must meet the same numbers
+  bool winograd = false;  // every 3x3 convolution (networks and LPIPS) by Winograd (--conv winograd): the same
+};
+
+// --conv winograd for every layer of the small golden networks (their 16-64 channels are below the default floor).
+struct WinogradEverywhere {
+  explicit WinogradEverywhere(bool on) { if (on) set_conv_algorithm(ConvAlgorithm::Winograd, 1); }
+  ~WinogradEverywhere() { set_conv_algorithm(ConvAlgorithm::Direct); }
 };
 // gtest prints a parameter in the test list, and CTest copies that into every test's name: keep it short.
 void PrintTo(const LossCase& c, std::ostream* os) {
-  *os << c.distance << (c.dtype == at::kDouble ? "_f64" : "_f32") << (c.joint ? "_joint" : "");
+  *os << c.distance << (c.dtype == at::kDouble ? "_f64" : "_f32") << (c.joint ? "_joint" : "")
+      << (c.winograd ? "_winograd" : "");
 }
 
 class PidLossGolden : public ::testing::TestWithParam<LossCase> {};
 
 TEST_P(PidLossGolden, MatchesOfficial) {
-  const auto [distance, dtype, joint] = GetParam();
+  const auto [distance, dtype, joint, winograd] = GetParam();
+  WinogradEverywhere conv(winograd);
   const bool f64 = dtype == at::kDouble;
   const std::string suffix = f64 ? "_f64" : "_f32";
   auto g = load_golden("pid_loss_" + distance + suffix + ".safetensors");
@@ -123,10 +133,12 @@ INSTANTIATE_TEST_SUITE_P(All, PidLossGolden,
                          ::testing::Values(LossCase{"l2", at::kDouble}, LossCase{"l2", at::kFloat},
                                            LossCase{"l1", at::kDouble}, LossCase{"l1", at::kFloat},
                                            LossCase{"lpips", at::kDouble}, LossCase{"lpips", at::kFloat},
-                                           LossCase{"l2", at::kDouble, true}, LossCase{"l2", at::kFloat, true}),
+                                           LossCase{"l2", at::kDouble, true}, LossCase{"l2", at::kFloat, true},
+                                           LossCase{"l2", at::kFloat, false, true},
+                                           LossCase{"lpips", at::kFloat, false, true}),
                          [](const auto& info) {
                            return info.param.distance + (info.param.dtype == at::kDouble ? "_f64" : "_f32") +
-                                  (info.param.joint ? "_joint" : "");
+                                  (info.param.joint ? "_joint" : "") + (info.param.winograd ? "_winograd" : "");
                          });
 
 TEST(PidLoss, HuberAndErrors) {

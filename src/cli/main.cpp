@@ -1,5 +1,6 @@
 // pidistill: distil EDM diffusion models into one-step generators (Physics Informed Distillation).
 #include "cli/commands.h"
+#include "pidistill/nets/winograd_conv.h"
 #include "pidistill/util/build_info.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/threads.h"
@@ -23,6 +24,11 @@ int main(int argc, char** argv) {
   app.add_option_function<int>(
       "--threads", [](int n) { pidistill::set_threads(n); },
       "CPU threads for tensor work (default: OMP_NUM_THREADS, else all cores)");
+  app.add_option_function<std::string>(
+         "--conv", [](const std::string& name) { pidistill::set_conv_algorithm(pidistill::parse_conv_algorithm(name)); },
+         "3x3 convolutions on CPU in float32: direct (LibTorch's) or winograd (F(2x2,3x3): fewer flops, rounding "
+         "differs by ~1e-6; for layers of 128 channels or more)")
+      ->default_str("direct");
   pidistill::cli::add_inspect_command(app);
   pidistill::cli::add_convert_command(app);
   pidistill::cli::add_export_command(app);

@@ -1,6 +1,7 @@
 // LPIPS forward as piq 0.7.0 computes it, plus PID's resize and [-1, 1] -> [0, 1] map.
 #include "pidistill/metrics/lpips.h"
 
+#include "pidistill/nets/winograd_conv.h"
 #include "pidistill/util/error.h"
 
 #include <ATen/ATen.h>
@@ -30,7 +31,7 @@ std::vector<at::Tensor> features(const Lpips& w, const at::Tensor& x01) {
     // Why pool first from stage 1: torchvision's pool closes each stage; the last one (module 30) is unused.
     if (stage > 0) x = at::avg_pool2d(x, {2, 2}, {2, 2});
     for (int c = 0; c < kConvsPerStage[stage]; ++c, ++conv)
-      x = at::relu(at::conv2d(x, w.conv_weight[conv], w.conv_bias[conv], /*stride=*/{1, 1}, /*padding=*/{1, 1}));
+      x = at::relu(conv3x3_same(x, w.conv_weight[conv], w.conv_bias[conv]));
     taps.push_back(normalize_channels(x));
   }
   return taps;

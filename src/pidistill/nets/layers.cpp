@@ -1,5 +1,7 @@
 #include "pidistill/nets/layers.h"
 
+#include "pidistill/nets/winograd_conv.h"
+
 #include "pidistill/util/error.h"
 
 #include <ATen/ATen.h>
@@ -71,6 +73,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, const Conv2dOptions& opt) : in_channels(
 namespace {
 // Square stride/padding as explicit IntArrayRefs: a bare 0 would also match conv2d's string-padding overload.
 at::Tensor conv(const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t pad, int64_t groups = 1) {
+  if (stride == 1 && pad == 1 && groups == 1 && w.size(-1) == 3) return conv3x3_same(x, w);
   std::vector<int64_t> s{stride, stride}, p{pad, pad}, d{1, 1};
   return at::conv2d(x, w, at::Tensor(), at::IntArrayRef(s), at::IntArrayRef(p), at::IntArrayRef(d), groups);
 }

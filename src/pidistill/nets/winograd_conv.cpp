@@ -1,0 +1,285 @@
+#include "pidistill/nets/winograd_conv.h"
+
+#include "pidistill/util/error.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/autograd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace pidistill {
+
+namespace {
+std::atomic<int> chosen_algorithm{int(ConvAlgorithm::Direct)};
+
+// Default: below this many input or output channels the transforms cost more than the products save (bench_conv: the
+// 32- and 64-channel layers of the bundled teacher run 0.6-0.9x of direct, the 128- and 256-channel ones of
+// CIFAR-10's DDPM++ 1.2-1.5x).
+std::atomic<int64_t> min_channels{128};
+
+// The output tiles (2x2 each) of all images, in rows of tw tiles: row r = n * th + i holds tiles (n, i, 0..tw-1).
+// The rows are cut into blocks of `rows` rows, so that each block's 16 matrix products stay in cache; the last
+// block is padded with empty rows. In a block, tile q = (r - b * rows) * tw + j.
+struct TileGrid {
+  int64_t N, H, W, th, tw, rows, block, blocks;
+  TileGrid(int64_t n, int64_t h, int64_t w) : N(n), H(h), W(w) {
+    th = (H + 1) / 2;
+    tw = (W + 1) / 2;
+    rows = std::min(std::max<int64_t>(1, kBlockTiles / tw), N * th);
+    block = rows * tw;
+    blocks = (N * th + rows - 1) / rows;
+  }
+  static constexpr int64_t kBlockTiles = 256;
+};
+
+// The 4 image rows under tile row i of plane xc (zero outside: the padding of 1), each with one zero column on
+// both sides: rows[u][1 + x] = xc[2i - 1 + u][x].
+void padded_rows(const float* xc, const TileGrid& g, int64_t i, float* rows, int64_t width) {
+  for (int u = 0; u < 4; ++u) {
+    float* row = rows + u * width;
+    std::fill(row, row + width, 0.f);
+    const int64_t y = 2 * i - 1 + u;
+    if (y >= 0 && y < g.H) std::copy(xc + y * g.W, xc + (y + 1) * g.W, row + 1);
+  }
+}
+
+// V[b][e][c][q] = (B^T d B)[e] for the 4x4 input patch d of tile q of block b, channel c.
+// B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]: first on the 4 rows, then on each tile's 4 columns.
+void input_transform(const float* x, int64_t C, const TileGrid& g, float* V) {
+  const int64_t plane = g.H * g.W, width = 2 * g.tw + 2, stride_e = C * g.block;
+  at::parallel_for(0, g.blocks * C, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> rows(4 * width), t(4 * width);
+    for (int64_t bc = lo; bc < hi; ++bc) {
+      const int64_t b = bc / C, c = bc % C;
+      for (int64_t rr = 0; rr < g.rows; ++rr) {
+        float* v = V + (b * 16 * C + c) * g.block + rr * g.tw;
+        const int64_t r = b * g.rows + rr;
+        if (r >= g.N * g.th) {
+          for (int e = 0; e < 16; ++e) std::fill(v + e * stride_e, v + e * stride_e + g.tw, 0.f);
+          continue;
+        }
+        padded_rows(x + ((r / g.th) * C + c) * plane, g, r % g.th, rows.data(), width);
+        const float *d0 = rows.data(), *d1 = d0 + width, *d2 = d1 + width, *d3 = d2 + width;
+        float *t0 = t.data(), *t1 = t0 + width, *t2 = t1 + width, *t3 = t2 + width;
+        for (int64_t s = 0; s < width; ++s) {
+          t0[s] = d0[s] - d2[s];
+          t1[s] = d1[s] + d2[s];
+          t2[s] = d2[s] - d1[s];
+          t3[s] = d1[s] - d3[s];
+        }
+        for (int u = 0; u < 4; ++u) {
+          const float* tu = t.data() + u * width;
+          float *o0 = v + 4 * u * stride_e, *o1 = o0 + stride_e, *o2 = o1 + stride_e, *o3 = o2 + stride_e;
+          for (int64_t j = 0; j < g.tw; ++j) {
+            const float a = tu[2 * j], b1 = tu[2 * j + 1], b2 = tu[2 * j + 2], b3 = tu[2 * j + 3];
+            o0[j] = a - b2;
+            o1[j] = b1 + b2;
+            o2[j] = b2 - b1;
+            o3[j] = b1 - b3;
+          }
+        }
+      }
+    }
+  });
+}
+
+// y[n][k] tile = A^T M A with M[e] = M[b][e][k][q]; A^T = [[1,1,1,0],[0,1,-1,-1]]. The parts of tiles past the
+// image's edge (odd H or W) are dropped.
+void output_transform(const float* M, int64_t K, const TileGrid& g, float* y) {
+  const int64_t plane = g.H * g.W, stride_e = K * g.block, tw = g.tw;
+  at::parallel_for(0, g.blocks * K, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> t(8 * tw), out(2 * 2 * tw);
+    for (int64_t bk = lo; bk < hi; ++bk) {
+      const int64_t b = bk / K, k = bk % K;
+      for (int64_t rr = 0; rr < g.rows; ++rr) {
+        const int64_t r = b * g.rows + rr;
+        if (r >= g.N * g.th) break;
+        const float* m = M + (b * 16 * K + k) * g.block + rr * tw;
+        for (int s = 0; s < 4; ++s) {  // t[a][s][j] = (A^T M)[a][s] of tile j
+          const float *m0 = m + s * stride_e, *m1 = m0 + 4 * stride_e, *m2 = m1 + 4 * stride_e, *m3 = m2 + 4 * stride_e;
+          float *ta = t.data() + s * tw, *tb = t.data() + (4 + s) * tw;
+          for (int64_t j = 0; j < tw; ++j) {
+            ta[j] = m0[j] + m1[j] + m2[j];
+            tb[j] = m1[j] - m2[j] - m3[j];
+          }
+        }
+        const int64_t i = r % g.th;
+        float* yk = y + ((r / g.th) * K + k) * plane;
+        for (int a = 0; a < 2 && 2 * i + a < g.H; ++a) {
+          const float *s0 = t.data() + 4 * a * tw, *s1 = s0 + tw, *s2 = s1 + tw, *s3 = s2 + tw;
+          float* row = out.data();
+          for (int64_t j = 0; j < tw; ++j) {
+            row[2 * j] = s0[j] + s1[j] + s2[j];
+            row[2 * j + 1] = s1[j] - s2[j] - s3[j];
+          }
+          std::copy(row, row + g.W, yk + (2 * i + a) * g.W);
+        }
+      }
+    }
+  });
+}
+
+// The adjoint of output_transform: dM[b][e][k][q] = (A dY A^T)[e] for the 2x2 gradient tile dY (zero past the edge).
+// A dY A^T of a 2x2 tile: on rows and then columns, (d0, d1) -> (d0, d0 + d1, d0 - d1, -d1).
+void output_transform_adjoint(const float* gy, int64_t K, const TileGrid& g, float* dM) {
+  const int64_t plane = g.H * g.W, stride_e = K * g.block, tw = g.tw, width = 2 * tw;
+  at::parallel_for(0, g.blocks * K, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> rows(2 * width), t(4 * width);
+    for (int64_t bk = lo; bk < hi; ++bk) {
+      const int64_t b = bk / K, k = bk % K;
+      for (int64_t rr = 0; rr < g.rows; ++rr) {
+        float* m = dM + (b * 16 * K + k) * g.block + rr * tw;
+        const int64_t r = b * g.rows + rr;
+        if (r >= g.N * g.th) {
+          for (int e = 0; e < 16; ++e) std::fill(m + e * stride_e, m + e * stride_e + tw, 0.f);
+          continue;
+        }
+        const int64_t i = r % g.th;
+        const float* gk = gy + ((r / g.th) * K + k) * plane;
+        std::fill(rows.begin(), rows.end(), 0.f);
+        for (int a = 0; a < 2 && 2 * i + a < g.H; ++a) std::copy(gk + (2 * i + a) * g.W, gk + (2 * i + a + 1) * g.W, rows.data() + a * width);
+        const float *d0 = rows.data(), *d1 = d0 + width;
+        float *t0 = t.data(), *t1 = t0 + width, *t2 = t1 + width, *t3 = t2 + width;
+        for (int64_t s = 0; s < width; ++s) {
+          t0[s] = d0[s];
+          t1[s] = d0[s] + d1[s];
+          t2[s] = d0[s] - d1[s];
+          t3[s] = -d1[s];
+        }
+        for (int u = 0; u < 4; ++u) {
+          const float* tu = t.data() + u * width;
+          float *o0 = m + 4 * u * stride_e, *o1 = o0 + stride_e, *o2 = o1 + stride_e, *o3 = o2 + stride_e;
+          for (int64_t j = 0; j < tw; ++j) {
+            const float a = tu[2 * j], c = tu[2 * j + 1];
+            o0[j] = a;
+            o1[j] = a + c;
+            o2[j] = a - c;
+            o3[j] = -c;
+          }
+        }
+      }
+    }
+  });
+}
+
+// kron(G, G) [16, 9]: vec(G g G^T) = kron(G, G) vec(g) for a 3x3 filter g; G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]].
+const at::Tensor& filter_transform_matrix() {
+  static const at::Tensor kron_gg = [] {
+    auto G = at::tensor({1.f, 0.f, 0.f, .5f, .5f, .5f, .5f, -.5f, .5f, 0.f, 0.f, 1.f}).reshape({4, 3});
+    return at::kron(G, G);
+  }();
+  return kron_gg;
+}
+
+// U[e][k][c] = (G w[k][c] G^T)[e].
+at::Tensor filter_transform(const at::Tensor& w) {
+  const int64_t K = w.size(0), C = w.size(1);
+  return at::matmul(w.reshape({K * C, 9}), filter_transform_matrix().t()).t().reshape({16, K, C}).contiguous();
+}
+
+// y = conv3x3(x, w) from already transformed filters U [16, K, C].
+at::Tensor winograd_forward(const at::Tensor& x, const at::Tensor& U) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = U.size(1);
+  const TileGrid g(N, H, W);
+  auto V = at::empty({g.blocks, 16, C, g.block}, x.options());
+  input_transform(x.data_ptr<float>(), C, g, V.data_ptr<float>());
+  auto M = at::empty({g.blocks, 16, K, g.block}, x.options());
+  at::parallel_for(0, g.blocks * 16, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t be = lo; be < hi; ++be) {
+      auto out = M.view({g.blocks * 16, K, g.block})[be];
+      at::mm_out(out, U[be % 16], V.view({g.blocks * 16, C, g.block})[be]);
+    }
+  });
+  auto y = at::empty({N, K, H, W}, x.options());
+  output_transform(M.data_ptr<float>(), K, g, y.data_ptr<float>());
+  return y;
+}
+
+// dL/dw from x and dL/dy: dU[e] = sum over blocks of dM[b][e] V[b][e]^T, then dw = kron(G, G)^T dU per filter.
+at::Tensor winograd_weight_gradient(const at::Tensor& x, const at::Tensor& gy) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = gy.size(1);
+  const TileGrid g(N, H, W);
+  auto V = at::empty({g.blocks, 16, C, g.block}, x.options());
+  input_transform(x.data_ptr<float>(), C, g, V.data_ptr<float>());
+  auto dM = at::empty({g.blocks, 16, K, g.block}, x.options());
+  output_transform_adjoint(gy.data_ptr<float>(), K, g, dM.data_ptr<float>());
+  auto dU = at::empty({16, K, C}, x.options());
+  // One task per e, adding its blocks in order: the sum does not depend on the thread count.
+  at::parallel_for(0, 16, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t e = lo; e < hi; ++e) {
+      auto acc = dU[e];
+      for (int64_t b = 0; b < g.blocks; ++b) {
+        if (b == 0) at::mm_out(acc, dM[b][e], V[b][e].t());
+        else acc.addmm_(dM[b][e], V[b][e].t());
+      }
+    }
+  });
+  return at::matmul(dU.reshape({16, K * C}).t(), filter_transform_matrix()).reshape({K, C, 3, 3});
+}
+
+struct WinogradConv3x3 : torch::autograd::Function<WinogradConv3x3> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w_in) {
+    auto x = x_in.contiguous(), w = w_in.contiguous();
+    ctx->save_for_backward({x, w});
+    return winograd_forward(x, filter_transform(w));
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    auto gy = grads[0].contiguous();
+    // Padding 1 keeps the size, so dL/dx is the same convolution of dL/dy with the filters turned by 180 degrees
+    // and input and output channels swapped.
+    at::Tensor gx, gw;
+    if (ctx->needs_input_grad(0)) gx = winograd_forward(gy, filter_transform(w.flip({2, 3}).transpose(0, 1).contiguous()));
+    if (ctx->needs_input_grad(1)) gw = winograd_weight_gradient(x, gy);
+    return {gx, gw};
+  }
+};
+}  // namespace
+
+void set_conv_algorithm(ConvAlgorithm algorithm, int64_t min_channels_for_winograd) {
+  chosen_algorithm = int(algorithm);
+  min_channels = std::max<int64_t>(1, min_channels_for_winograd);
+}
+ConvAlgorithm conv_algorithm() { return ConvAlgorithm(chosen_algorithm.load()); }
+
+ConvAlgorithm parse_conv_algorithm(const std::string& name) {
+  if (name == "direct") return ConvAlgorithm::Direct;
+  if (name == "winograd") return ConvAlgorithm::Winograd;
+  fail("--conv", "unknown convolution algorithm '" + name + "' (expected direct or winograd)");
+}
+
+namespace {
+bool winograd_supports(const at::Tensor& x, const at::Tensor& w) {
+  return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == at::kFloat &&
+         w.scalar_type() == at::kFloat && !at::autocast::is_cpu_enabled() && x.dim() == 4 && w.dim() == 4 &&
+         w.size(2) == 3 && w.size(3) == 3 && x.size(1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
+}
+}  // namespace
+
+bool winograd_applies(const at::Tensor& x, const at::Tensor& w) {
+  return winograd_supports(x, w) && w.size(0) >= min_channels && w.size(1) >= min_channels;
+}
+
+at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& w) {
+  if (!winograd_supports(x, w))
+    fail("", "winograd_conv3x3: needs CPU float32 x [N, C, H, W] and w [K, C, 3, 3] outside autocast");
+  return WinogradConv3x3::apply(x, w);
+}
+
+at::Tensor conv3x3_same(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  if (conv_algorithm() == ConvAlgorithm::Winograd && winograd_applies(x, w)) {
+    auto y = winograd_conv3x3(x, w);
+    return bias.defined() ? y + bias.reshape({1, -1, 1, 1}) : y;
+  }
+  return at::conv2d(x, w, bias, /*stride=*/{1, 1}, /*padding=*/{1, 1});
+}
+
+}  // namespace pidistill
