@@ -29,6 +29,8 @@ TEST(CliBadNumbers, AreOneLineErrors) {
                  "--threads");
   expect_refused("generate --net " + test::quoted(kTeacher) + " --device gpu --seeds 0 --grid " + out, "--device");
   expect_refused("train --data " + kData + " --sample-count -1 --dry-run", "--sample-count");
+  expect_refused("--conv fft distill --teacher " + test::quoted(kTeacher) + " --loss l2 --dry-run",
+                 "--conv: unknown convolution algorithm 'fft'");
   expect_refused("distill --teacher " + test::quoted(kTeacher) + " --loss l2 --lr inf --dry-run", "--lr");
   expect_refused("distill --teacher " + test::quoted(kTeacher) + " --loss l2 --seed -1 --dry-run", "--seed");
   expect_refused("train --data " + kData + " --seed -1 --dry-run", "--seed");

@@ -176,10 +176,33 @@ const at::Tensor& filter_transform_matrix() {
   return kron_gg;
 }
 
-// U[e][k][c] = (G w[k][c] G^T)[e].
-at::Tensor filter_transform(const at::Tensor& w) {
-  const int64_t K = w.size(0), C = w.size(1);
-  return at::matmul(w.reshape({K * C, 9}), filter_transform_matrix().t()).t().reshape({16, K, C}).contiguous();
+// U[e][k][c] = (G w[k][c] G^T)[e], G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]: on the rows, then the columns.
+at::Tensor filter_transform(const at::Tensor& w_in) {
+  auto w = w_in.contiguous();
+  const int64_t K = w.size(0), C = w.size(1), KC = K * C;
+  auto U = at::empty({16, K, C}, w.options());
+  const float* src = w.data_ptr<float>();
+  float* dst = U.data_ptr<float>();
+  at::parallel_for(0, KC, 1024, [&](int64_t lo, int64_t hi) {
+    for (int64_t f = lo; f < hi; ++f) {
+      const float* g = src + 9 * f;
+      float t[4][3];
+      for (int s = 0; s < 3; ++s) {
+        t[0][s] = g[s];
+        t[1][s] = .5f * (g[s] + g[3 + s] + g[6 + s]);
+        t[2][s] = .5f * (g[s] - g[3 + s] + g[6 + s]);
+        t[3][s] = g[6 + s];
+      }
+      for (int u = 0; u < 4; ++u) {
+        float* o = dst + 4 * u * KC + f;
+        o[0] = t[u][0];
+        o[KC] = .5f * (t[u][0] + t[u][1] + t[u][2]);
+        o[2 * KC] = .5f * (t[u][0] - t[u][1] + t[u][2]);
+        o[3 * KC] = t[u][2];
+      }
+    }
+  });
+  return U;
 }
 
 // y = conv3x3(x, w) from already transformed filters U [16, K, C].
