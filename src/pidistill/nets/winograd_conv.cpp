@@ -205,12 +205,18 @@ at::Tensor filter_transform(const at::Tensor& w_in) {
   return U;
 }
 
+// V [blocks, 16, C, block]: the transformed input patches of x [N, C, H, W] on tile grid g.
+at::Tensor transformed_patches(const at::Tensor& x, const TileGrid& g) {
+  auto V = at::empty({g.blocks, 16, x.size(1), g.block}, x.options());
+  input_transform(x.data_ptr<float>(), x.size(1), g, V.data_ptr<float>());
+  return V;
+}
+
 // y = conv3x3(x, w) from already transformed filters U [16, K, C].
 at::Tensor winograd_forward(const at::Tensor& x, const at::Tensor& U) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = U.size(1);
   const TileGrid g(N, H, W);
-  auto V = at::empty({g.blocks, 16, C, g.block}, x.options());
-  input_transform(x.data_ptr<float>(), C, g, V.data_ptr<float>());
+  auto V = transformed_patches(x, g);
   auto M = at::empty({g.blocks, 16, K, g.block}, x.options());
   at::parallel_for(0, g.blocks * 16, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t be = lo; be < hi; ++be) {
@@ -225,10 +231,9 @@ at::Tensor winograd_forward(const at::Tensor& x, const at::Tensor& U) {
 
 // dL/dw from x and dL/dy: dU[e] = sum over blocks of dM[b][e] V[b][e]^T, then dw = kron(G, G)^T dU per filter.
 at::Tensor winograd_weight_gradient(const at::Tensor& x, const at::Tensor& gy) {
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = gy.size(1);
-  const TileGrid g(N, H, W);
-  auto V = at::empty({g.blocks, 16, C, g.block}, x.options());
-  input_transform(x.data_ptr<float>(), C, g, V.data_ptr<float>());
+  const int64_t C = x.size(1), K = gy.size(1);
+  const TileGrid g(x.size(0), x.size(2), x.size(3));
+  auto V = transformed_patches(x, g);
   auto dM = at::empty({g.blocks, 16, K, g.block}, x.options());
   output_transform_adjoint(gy.data_ptr<float>(), K, g, dM.data_ptr<float>());
   auto dU = at::empty({16, K, C}, x.options());
