@@ -180,6 +180,12 @@ def compare_file(made, committed):
     if (wa, ha, ca) != (wb, hb, cb):
         return f"{wa}x{ha}x{ca} against the committed {wb}x{hb}x{cb}"
     diffs = [abs(x - y) for x, y in zip(pa, pb) if x != y]
+    # Another CPU (AVX2 instead of AVX-512 kernels) rounds float32 elsewhere: a few pixel values then land one
+    # 8-bit step away (2 of 65536 on an AMD EPYC). More than that is a real difference.
+    if diffs and max(diffs) <= 1 and len(diffs) <= len(pa) // 1000:
+        print(f"  {os.path.basename(made)}: {len(diffs)} of {len(pa)} pixel values one step off the committed file "
+              "(float32 rounding of another CPU's kernels; README: Determinism)")
+        return None
     return (f"{len(diffs)} of {len(pa)} pixel values differ (at most by {max(diffs) if diffs else 0}); "
             "a different CPU or LibTorch can pick other float32 kernels (README: Determinism)")
 
@@ -278,7 +284,7 @@ def main():
                 if diff:
                     failure = f"{label}: {name} is not the committed picture: {diff}"
                 else:
-                    print(f"  {name}: identical to the committed file")
+                    print(f"  {name}: matches the committed file")
         ran += 1
         dry += mode != "run"
         if failure:

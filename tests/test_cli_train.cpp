@@ -118,7 +118,8 @@ TEST_F(CliTrain, TrainsThenGeneratesFromTheSnapshot) {
   ASSERT_EQ(gen1.status, 0) << gen1.output;
   auto x = pidistill::read_safetensors(out).get("x_final"), x1 = pidistill::read_safetensors(out1).get("x_final");
   EXPECT_EQ(x.sizes(), (at::IntArrayRef{4, 1, 8, 8}));
-  EXPECT_TRUE(at::allclose(x, x1, 1e-6, 1e-6)) << (x - x1).abs().max().item<double>();
+  // Float32 rounding only: 1e-7 on the Xeon, 9.3e-6 on an AMD EPYC (AVX2 kernels block a batch of 1 otherwise).
+  EXPECT_TRUE(at::allclose(x, x1, 5e-5, 5e-5)) << (x - x1).abs().max().item<double>();
 
   // Resume from the last training state: continues to the same duration.
   std::string state = find_file(dir / "runs", "training-state-");
