@@ -93,7 +93,7 @@ void input_transform(const float* x, int64_t C, const TileGrid& g, float* V) {
 void output_transform(const float* M, int64_t K, const TileGrid& g, float* y) {
   const int64_t plane = g.H * g.W, stride_e = K * g.block, tw = g.tw;
   at::parallel_for(0, g.blocks * K, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> t(8 * tw), out(2 * 2 * tw);
+    std::vector<float> t(8 * tw), out(2 * tw);
     for (int64_t bk = lo; bk < hi; ++bk) {
       const int64_t b = bk / K, k = bk % K;
       for (int64_t rr = 0; rr < g.rows; ++rr) {
@@ -218,10 +218,11 @@ at::Tensor winograd_forward(const at::Tensor& x, const at::Tensor& U) {
   const TileGrid g(N, H, W);
   auto V = transformed_patches(x, g);
   auto M = at::empty({g.blocks, 16, K, g.block}, x.options());
+  auto Ms = M.view({g.blocks * 16, K, g.block}), Vs = V.view({g.blocks * 16, C, g.block});
   at::parallel_for(0, g.blocks * 16, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t be = lo; be < hi; ++be) {
-      auto out = M.view({g.blocks * 16, K, g.block})[be];
-      at::mm_out(out, U[be % 16], V.view({g.blocks * 16, C, g.block})[be]);
+      auto out = Ms[be];
+      at::mm_out(out, U[be % 16], Vs[be]);
     }
   });
   auto y = at::empty({N, K, H, W}, x.options());
@@ -233,6 +234,8 @@ at::Tensor winograd_forward(const at::Tensor& x, const at::Tensor& U) {
 at::Tensor winograd_weight_gradient(const at::Tensor& x, const at::Tensor& gy) {
   const int64_t C = x.size(1), K = gy.size(1);
   const TileGrid g(x.size(0), x.size(2), x.size(3));
+  // Why again and not saved by the forward: V is 4x the size of x for every layer, and one more pass over x is cheap
+  // next to the products.
   auto V = transformed_patches(x, g);
   auto dM = at::empty({g.blocks, 16, K, g.block}, x.options());
   output_transform_adjoint(gy.data_ptr<float>(), K, g, dM.data_ptr<float>());
@@ -265,7 +268,7 @@ struct WinogradConv3x3 : torch::autograd::Function<WinogradConv3x3> {
     // Padding 1 keeps the size, so dL/dx is the same convolution of dL/dy with the filters turned by 180 degrees
     // and input and output channels swapped.
     at::Tensor gx, gw;
-    if (ctx->needs_input_grad(0)) gx = winograd_forward(gy, filter_transform(w.flip({2, 3}).transpose(0, 1).contiguous()));
+    if (ctx->needs_input_grad(0)) gx = winograd_forward(gy, filter_transform(w.flip({2, 3}).transpose(0, 1)));
     if (ctx->needs_input_grad(1)) gw = winograd_weight_gradient(x, gy);
     return {gx, gw};
   }
