@@ -1,7 +1,7 @@
-// The 3x3 convolutions of a PID step, direct (at::conv2d) against Winograd F(2x2, 3x3), on CPU in float32: median
-// time of forward and of forward + backward per shape, interleaved, with the largest relative difference of y,
-// dL/dx and dL/dw between the two.
-//   bench_conv [ROUNDS=5] [N C K H ...]     -> one JSON line per shape (default: the CIFAR-10 DDPM++ shapes)
+// The 3x3 convolutions of a PID step, direct (at::conv2d) against Winograd (F(4x4, 3x3) where the CPU has it, else
+// F(2x2, 3x3); f2x2 / f4x4 pick one), on CPU in float32: median time of forward and of forward + backward per
+// shape, interleaved, with the largest relative difference of y, dL/dx and dL/dw between the two.
+//   bench_conv [ROUNDS=5] [f2x2|f4x4] [N C K H ...]  -> one JSON line per shape (default: CIFAR-10 DDPM++ shapes)
 #include "pidistill/nets/winograd_conv.h"
 #include "pidistill/util/threads.h"
 
@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <string>
 #include <vector>
 
 using namespace pidistill;
@@ -38,8 +39,15 @@ double relative_difference(const at::Tensor& a, const at::Tensor& b) {
 int main(int argc, char** argv) try {
   set_threads();
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
+  int first_shape = 2;
+  set_conv_algorithm(ConvAlgorithm::Winograd);
+  if (argc > 2 && (std::string(argv[2]) == "f2x2" || std::string(argv[2]) == "f4x4")) {
+    set_conv_algorithm(parse_conv_algorithm(std::string("winograd-") + argv[2]));
+    first_shape = 3;
+  }
+  const ConvAlgorithm kernel = winograd_kernel();
   std::vector<std::vector<int64_t>> shapes;
-  for (int i = 2; i + 3 < argc; i += 4)
+  for (int i = first_shape; i + 3 < argc; i += 4)
     shapes.push_back({std::atoll(argv[i]), std::atoll(argv[i + 1]), std::atoll(argv[i + 2]), std::atoll(argv[i + 3])});
   if (shapes.empty()) shapes = {{8, 256, 256, 32}, {8, 256, 256, 16}, {8, 256, 256, 8}, {8, 128, 256, 32}};
   at::manual_seed(0);
@@ -49,7 +57,7 @@ int main(int argc, char** argv) try {
     auto w = (at::randn({K, C, 3, 3}) / std::sqrt(9.0 * C)).requires_grad_();
     auto gy = at::randn({N, K, H, H});
     auto direct = [&] { return at::conv2d(x, w, {}, 1, 1); };
-    auto wino = [&] { return winograd_conv3x3(x, w); };
+    auto wino = [&] { return winograd_conv3x3(x, w, kernel); };
     auto grads = [&](const std::function<at::Tensor()>& f) {
       x.mutable_grad() = at::Tensor();
       w.mutable_grad() = at::Tensor();
@@ -74,10 +82,11 @@ int main(int argc, char** argv) try {
       bw = std::min(bw, median_ms([&] { grads(wino); }, rounds));
     }
     const double gflop = 2.0 * N * K * C * 9 * H * H / 1e9;
-    std::printf("{\"N\": %lld, \"C\": %lld, \"K\": %lld, \"H\": %lld, \"forward_ms\": {\"direct\": %.2f, \"winograd\": %.2f}, "
+    std::printf("{\"winograd\": \"%s\", \"N\": %lld, \"C\": %lld, \"K\": %lld, \"H\": %lld, \"forward_ms\": {\"direct\": %.2f, \"winograd\": %.2f}, "
                 "\"forward_backward_ms\": {\"direct\": %.2f, \"winograd\": %.2f}, \"speedup\": {\"forward\": %.2f, "
                 "\"forward_backward\": %.2f}, \"direct_gflops\": %.1f, \"rel_diff\": {\"y\": %.1e, \"dx\": %.1e, \"dw\": %.1e}}\n",
-                (long long)N, (long long)C, (long long)K, (long long)H, fd, fw, bd, bw, fd / fw, bd / bw,
+                kernel == ConvAlgorithm::WinogradF4x4 ? "f4x4" : "f2x2", (long long)N, (long long)C, (long long)K,
+                (long long)H, fd, fw, bd, bw, fd / fw, bd / bw,
                 gflop / (fd / 1000), relative_difference(y1, y0), relative_difference(g1[0], g0[0]),
                 relative_difference(g1[1], g0[1]));
     std::fflush(stdout);

@@ -7,6 +7,7 @@ packages=(
   libssl-dev             # SHA-256 (OpenSSL libcrypto) of teacher files, checked on resume
   libtorch-dev           # LibTorch 1.13 (CPU), CMake config included
   libopenblas0-pthread   # makes LibTorch's BLAS calls ~15x faster than the reference BLAS it uses by default
+  libdnnl-dev            # oneDNN's API: its Winograd F(4x4, 3x3) convolution (--conv winograd, AVX-512)
   libtcmalloc-minimal4   # tcmalloc: ~1.5-2 GB less resident memory than glibc malloc on the CIFAR-10 network
   libgloo-dev            # the Gloo headers Debian's LibTorch lacks, for multi-process training
   nlohmann-json3-dev libcli11-dev libstb-dev libgtest-dev

@@ -3,6 +3,7 @@
 // (schedules_*).
 #include "pidistill/edm/precond.h"
 #include "pidistill/nets/net_file.h"
+#include "pidistill/nets/onednn_winograd.h"
 #include "pidistill/nets/winograd_conv.h"
 #include "pidistill/pid/pid_loss.h"
 #include "pidistill/util/error.h"
@@ -50,25 +51,33 @@ struct LossCase {
   std::string distance;
   at::ScalarType dtype;
   bool joint = false;  // both student calls as one batch of 2B (--joint-student): must meet the same numbers
-  bool winograd = false;  // every 3x3 convolution (networks and LPIPS) by Winograd (--conv winograd): the same
+  // every 3x3 convolution (networks and LPIPS) by a Winograd kernel (--conv winograd-f2x2 / -f4x4): the same
+  // numbers; Direct = LibTorch's
+  ConvAlgorithm conv = ConvAlgorithm::Direct;
 };
 
-// --conv winograd for every layer of the small golden networks (their 16-64 channels are below the default floor).
+std::string conv_suffix(ConvAlgorithm conv) {
+  return conv == ConvAlgorithm::WinogradF2x2 ? "_winograd" : conv == ConvAlgorithm::WinogradF4x4 ? "_winograd_f4x4" : "";
+}
+
+// A Winograd kernel for every layer it can take of the small golden networks (their 16-64 channels and 8-16 px
+// are below the default floors).
 struct WinogradEverywhere {
-  explicit WinogradEverywhere(bool on) { if (on) set_conv_algorithm(ConvAlgorithm::Winograd, 1); }
+  explicit WinogradEverywhere(ConvAlgorithm conv) { set_conv_algorithm(conv, 1, 1); }
   ~WinogradEverywhere() { set_conv_algorithm(ConvAlgorithm::Direct); }
 };
 // gtest prints a parameter in the test list, and CTest copies that into every test's name: keep it short.
 void PrintTo(const LossCase& c, std::ostream* os) {
-  *os << c.distance << (c.dtype == at::kDouble ? "_f64" : "_f32") << (c.joint ? "_joint" : "")
-      << (c.winograd ? "_winograd" : "");
+  *os << c.distance << (c.dtype == at::kDouble ? "_f64" : "_f32") << (c.joint ? "_joint" : "") << conv_suffix(c.conv);
 }
 
 class PidLossGolden : public ::testing::TestWithParam<LossCase> {};
 
 TEST_P(PidLossGolden, MatchesOfficial) {
-  const auto [distance, dtype, joint, winograd] = GetParam();
-  WinogradEverywhere conv(winograd);
+  const auto [distance, dtype, joint, conv_kernel] = GetParam();
+  if (conv_kernel == ConvAlgorithm::WinogradF4x4 && !onednn_winograd_available())
+    GTEST_SKIP() << "oneDNN's Winograd F(4x4, 3x3) needs an AVX-512 CPU and a build with libdnnl-dev";
+  WinogradEverywhere conv(conv_kernel);
   const bool f64 = dtype == at::kDouble;
   const std::string suffix = f64 ? "_f64" : "_f32";
   auto g = load_golden("pid_loss_" + distance + suffix + ".safetensors");
@@ -134,11 +143,13 @@ INSTANTIATE_TEST_SUITE_P(All, PidLossGolden,
                                            LossCase{"l1", at::kDouble}, LossCase{"l1", at::kFloat},
                                            LossCase{"lpips", at::kDouble}, LossCase{"lpips", at::kFloat},
                                            LossCase{"l2", at::kDouble, true}, LossCase{"l2", at::kFloat, true},
-                                           LossCase{"l2", at::kFloat, false, true},
-                                           LossCase{"lpips", at::kFloat, false, true}),
+                                           LossCase{"l2", at::kFloat, false, ConvAlgorithm::WinogradF2x2},
+                                           LossCase{"lpips", at::kFloat, false, ConvAlgorithm::WinogradF2x2},
+                                           LossCase{"l2", at::kFloat, false, ConvAlgorithm::WinogradF4x4},
+                                           LossCase{"lpips", at::kFloat, false, ConvAlgorithm::WinogradF4x4}),
                          [](const auto& info) {
                            return info.param.distance + (info.param.dtype == at::kDouble ? "_f64" : "_f32") +
-                                  (info.param.joint ? "_joint" : "") + (info.param.winograd ? "_winograd" : "");
+                                  (info.param.joint ? "_joint" : "") + conv_suffix(info.param.conv);
                          });
 
 TEST(PidLoss, HuberAndErrors) {

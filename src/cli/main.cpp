@@ -26,8 +26,9 @@ int main(int argc, char** argv) {
       "CPU threads for tensor work (default: OMP_NUM_THREADS, else all cores)");
   app.add_option_function<std::string>(
          "--conv", [](const std::string& name) { pidistill::set_conv_algorithm(pidistill::parse_conv_algorithm(name)); },
-         "3x3 convolutions on CPU in float32: direct (LibTorch's) or winograd (F(2x2,3x3): fewer flops, rounding "
-         "differs by ~1e-6; for layers of 128 channels or more)")
+         "3x3 convolutions on CPU in float32: direct (LibTorch's), winograd-f4x4 (oneDNN's F(4x4,3x3), AVX-512 "
+         "CPUs; images of 16x16 or more), winograd-f2x2 (ours, any CPU; layers of 128 channels or more), or winograd "
+         "(f4x4 where the CPU has it, else f2x2). Winograd does fewer flops; its rounding differs by ~1e-6")
       ->default_str("direct");
   pidistill::cli::add_inspect_command(app);
   pidistill::cli::add_convert_command(app);

@@ -1,5 +1,5 @@
-// 3x3 convolution (stride 1, padding 1) by Winograd's F(2x2, 3x3) on CPU in float32: 16 multiplications per 2x2
-// output tile instead of 36, so the matrix products do 2.25x fewer flops than direct convolution (--conv winograd).
+// 3x3 convolution (stride 1, padding 1) by Winograd on CPU in float32 (--conv winograd): ours, F(2x2, 3x3), 16
+// multiplications per 2x2 output tile instead of 36, on any CPU; or oneDNN's F(4x4, 3x3) (4x fewer) on AVX-512.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -7,23 +7,30 @@
 
 namespace pidistill {
 
-enum class ConvAlgorithm { Direct, Winograd };
+// Winograd = WinogradF4x4 where this CPU and build have it (onednn_winograd_available), else WinogradF2x2.
+enum class ConvAlgorithm { Direct, Winograd, WinogradF2x2, WinogradF4x4 };
 
 // Process-wide choice for the 3x3 convolutions of every network (all threads, all workers). Direct = LibTorch's
-// at::conv2d (the default: the golden tests' numbers); Winograd = winograd_conv3x3 where it applies, that is for
-// layers with at least min_channels input and output channels.
-void set_conv_algorithm(ConvAlgorithm algorithm, int64_t min_channels = 128);
+// at::conv2d (the default: the golden tests' numbers); the others = winograd_conv3x3 where it applies: F(2x2, 3x3)
+// for layers with at least min_channels input and output channels, F(4x4, 3x3) for layers of at least 16 channels
+// and images of at least min_size x min_size (below these each loses to direct convolution, docs/PERFORMANCE.md).
+void set_conv_algorithm(ConvAlgorithm algorithm, int64_t min_channels = 128, int64_t min_size = 16);
 ConvAlgorithm conv_algorithm();
-ConvAlgorithm parse_conv_algorithm(const std::string& name);  // "direct" | "winograd"; else a one-line error
+// "direct" | "winograd" | "winograd-f2x2" | "winograd-f4x4"; else, or for F(4x4, 3x3) where this CPU or build
+// lacks it, a one-line error.
+ConvAlgorithm parse_conv_algorithm(const std::string& name);
+// The Winograd kernel the chosen algorithm runs: WinogradF2x2 or WinogradF4x4 (Direct for Direct).
+ConvAlgorithm winograd_kernel();
 
-// Whether winograd_conv3x3 takes this case: CPU float32 tensors outside autocast, x [N, C, H, W] and w [K, C, 3, 3]
-// with C and K of at least set_conv_algorithm's min_channels (default 128: below it the transforms cost more
-// than the products save).
+// Whether winograd_conv3x3 with winograd_kernel() takes this case: CPU float32 tensors outside autocast,
+// x [N, C, H, W] and w [K, C, 3, 3], within set_conv_algorithm's floors (and for F(4x4, 3x3) a shape oneDNN has).
 bool winograd_applies(const at::Tensor& x, const at::Tensor& w);
 
-// conv2d(x, w, stride 1, padding 1) without bias, differentiable in x and w (its backward is Winograd too), for
-// any channel counts; CPU float32 outside autocast only. Results do not depend on the number of threads.
-at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& w);
+// conv2d(x, w, stride 1, padding 1) without bias, differentiable in x and w (its backward is Winograd too); CPU
+// float32 outside autocast only. F(2x2, 3x3): any channel counts, results independent of the thread count.
+// F(4x4, 3x3): shapes onednn_winograd_supports; its sums follow oneDNN's threading.
+at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& w,
+                            ConvAlgorithm kernel = ConvAlgorithm::WinogradF2x2);
 
 // conv2d(x, w, bias, stride 1, padding 1) by the chosen algorithm: winograd_conv3x3 (+ bias) where
 // conv_algorithm() is Winograd and winograd_applies, else at::conv2d. bias may be undefined.
