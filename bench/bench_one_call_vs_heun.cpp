@@ -1,8 +1,10 @@
 // Generation speed through the library's own path (make_image_generator, as `pidistill generate` draws): a PID
 // student's one call against the teacher's Heun sampler (18 steps = 35 calls), batch-1 latency and batch-B
 // throughput; one JSON line per measurement, for bench/compare_generate.sh.
-// Usage: bench_one_call_vs_heun TEACHER STUDENT [batch=64] [repeats=5] [threads=0]
+// Usage: bench_one_call_vs_heun TEACHER STUDENT [batch=64] [repeats=5] [threads=0] [conv=direct]
+// (conv: as pidistill's --conv)
 #include "pidistill/nets/net_file.h"
+#include "pidistill/nets/winograd_conv.h"
 #include "pidistill/pid/image_generator.h"
 #include "pidistill/util/threads.h"
 
@@ -37,11 +39,12 @@ double median_seconds(const ImageGenerator& g, const at::Tensor& latents, int re
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s TEACHER STUDENT [batch=64] [repeats=5] [threads=0]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s TEACHER STUDENT [batch=64] [repeats=5] [threads=0] [conv=direct]\n", argv[0]);
     return 2;
   }
   const int batch = argc > 3 ? std::atoi(argv[3]) : 64, repeats = argc > 4 ? std::atoi(argv[4]) : 5;
   set_threads(argc > 5 ? std::atoi(argv[5]) : 0);
+  if (argc > 6) set_conv_algorithm(parse_conv_algorithm(argv[6]));
   at::manual_seed(0);
   struct Case {
     const char* what;

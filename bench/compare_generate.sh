@@ -4,7 +4,7 @@
 # sampler (35 calls), batch-1 latency and batch-B throughput.
 #   bench/compare_generate.sh [BUILD_DIR]
 # Environment: TEACHER, STUDENT (the bundled ones), BATCH [64], REPEATS [5], ROUNDS [3], THREADS ["1 2"],
-#              OUT [out/bench/generate]
+#              OUT [out/bench/generate], CONV [direct] (the C++ side's --conv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -12,6 +12,7 @@ TEACHER=${TEACHER:-models/fashion-mnist-ddpmpp-teacher.safetensors}
 STUDENT=${STUDENT:-models/fashion-mnist-pid-student.safetensors}
 BATCH=${BATCH:-64} REPEATS=${REPEATS:-5} ROUNDS=${ROUNDS:-3} THREADS=${THREADS:-1 2}
 OUT=${OUT:-out/bench/generate}
+CONV=${CONV:-direct}
 [ -x "$BUILD/bench_one_call_vs_heun" ] || { echo "error: $BUILD/bench_one_call_vs_heun not found; hint: make build" >&2; exit 1; }
 export OMP_WAIT_POLICY=passive
 mkdir -p "$OUT"
@@ -21,7 +22,7 @@ echo "bench/compare_generate.sh $(date -u '+%Y-%m-%d %H:%M UTC') commit $(git re
 echo "CPU: $(lscpu | awk -F': +' '/^Model name/ {print $2}'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in $THREADS; do
   for r in $(seq 1 "$ROUNDS"); do
-    OMP_NUM_THREADS=$t "$BUILD/bench_one_call_vs_heun" "$TEACHER" "$STUDENT" "$BATCH" "$REPEATS" "$t" | sed "s/}$/, \"round\": $r}/" >> "$results"
+    OMP_NUM_THREADS=$t "$BUILD/bench_one_call_vs_heun" "$TEACHER" "$STUDENT" "$BATCH" "$REPEATS" "$t" "$CONV" | sed "s/}$/, \"round\": $r}/" >> "$results"
     OMP_NUM_THREADS=$t /usr/bin/python3 bench/python/bench_generate.py --teacher "$TEACHER" --student "$STUDENT" \
       --batch "$BATCH" --repeats "$REPEATS" --threads "$t" | sed "s/}$/, \"round\": $r}/" >> "$results"
     echo "  threads $t round $r done (load $(cut -d' ' -f1 /proc/loadavg))"
