@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "pidistill/io/zip_archive.h"
 #include "pidistill/util/error.h"
 #include "pidistill/util/files.h"
 
@@ -79,9 +80,10 @@ std::string read_maybe_gzip(const std::string& path, size_t first_bytes) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) fail(path, std::string("DATA: cannot open: ") + std::strerror(errno));
   // Why a cap: a few KB of gzip can claim gigabytes. Real IDX files inflate by 2-5:1 (MNIST, Fashion-MNIST);
-  // past 128:1 (as the zip reader) only runs of equal bytes go, and 4 GiB is beyond any dataset we hold.
+  // past kMaxAcceptedInflateRatio only runs of equal bytes go, and 4 GiB is beyond any dataset we hold.
   const uint64_t on_disk = fs::file_size(path);
-  const size_t max_bytes = size_t(std::min<uint64_t>(uint64_t(4) << 30, 128 * on_disk + (1 << 16)));
+  const size_t max_bytes =
+      size_t(std::min<uint64_t>(uint64_t(4) << 30, kMaxAcceptedInflateRatio * on_disk + (1 << 16)));
   std::string out;
   char buf[1 << 16];
   int n = 0;
@@ -92,7 +94,8 @@ std::string read_maybe_gzip(const std::string& path, size_t first_bytes) {
       gzclose(f);
       fail(path, "DATA: decompresses to more than " + std::to_string(max_bytes) + " bytes from " +
                      std::to_string(on_disk) +
-                     " on disk (over 128:1 or 4 GiB: a decompression bomb, not an IDX file of a dataset)");
+                     " on disk (over " + std::to_string(kMaxAcceptedInflateRatio) +
+                     ":1 or 4 GiB: a decompression bomb, not an IDX file of a dataset)");
     }
     // Why stop here: a gzip of a few KB can inflate to gigabytes; nothing past what the header describes is
     // used, so a stream that goes on is refused as soon as it passes that size.

@@ -19,9 +19,7 @@ constexpr uint32_t kZip64EocdSig = 0x06064b50;
 constexpr uint32_t kZip64LocatorSig = 0x07064b50;
 constexpr uint64_t kEocdSize = 22;
 constexpr uint64_t kMaxDeflateRatio = 1032;  // deflate's best: 258 bytes from a 2-bit code
-// What we accept: real tensors, pickles and images deflate by 1-20:1; past 128:1 (plus 4 KiB for tiny
-// records) a file of 1 MB could inflate to the ~1 GB that only long runs of equal bytes reach.
-constexpr uint64_t kMaxAcceptedRatio = 128;
+// Plus 4 KiB for tiny records: at kMaxAcceptedInflateRatio a file of 1 MB could inflate to ~128 MB, no more.
 constexpr uint64_t kRatioSlack = 4096;
 
 uint64_t le(const std::string& b, uint64_t pos, int n) {
@@ -122,16 +120,16 @@ std::string ZipArchive::read(const ZipEntry& e) const {
     out = bytes_.substr(start, e.compressed_size);
   } else if (e.method == 8) {
     // Why: the directory's size is a claim; deflate cannot expand more than 1032:1, so a larger claim is
-    // refused before any allocation, as is one past what real data reach (kMaxAcceptedRatio); the output
+    // refused before any allocation, as is one past what real data reach (kMaxAcceptedInflateRatio); the output
     // grows only as far as the data really inflates.
     if (e.size / kMaxDeflateRatio > e.compressed_size + 1)
       fail(where, "claims " + std::to_string(e.size) + " bytes uncompressed from " +
                       std::to_string(e.compressed_size) + " compressed bytes, more than deflate can expand (" +
                       std::to_string(kMaxDeflateRatio) + ":1; damaged or hostile zip)");
-    if (e.size > kMaxAcceptedRatio * e.compressed_size + kRatioSlack)
+    if (e.size > kMaxAcceptedInflateRatio * e.compressed_size + kRatioSlack)
       fail(where, "claims " + std::to_string(e.size) + " bytes uncompressed from " +
                       std::to_string(e.compressed_size) + " compressed bytes, more than " +
-                      std::to_string(kMaxAcceptedRatio) +
+                      std::to_string(kMaxAcceptedInflateRatio) +
                       ":1 (a decompression bomb, or degenerate data: save it uncompressed)");
     z_stream zs{};
     if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(where, "zlib inflateInit2 failed");

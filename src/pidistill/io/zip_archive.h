@@ -6,6 +6,10 @@
 
 namespace pidistill {
 
+// The most any compressed input we read may expand (zip entries, gzip'd IDX files): real tensors, pickles, images
+// and datasets deflate by 1-20:1; past 128:1 only long runs of equal bytes go, so more is a decompression bomb.
+constexpr uint64_t kMaxAcceptedInflateRatio = 128;
+
 struct ZipEntry {
   std::string name;
   uint16_t method = 0;         // 0 stored, 8 deflate
