@@ -128,11 +128,14 @@ TEST(WinogradConv, AppliesOnlyWhereItShould) {
   EXPECT_EQ(winograd_kernel(), onednn_winograd_available() ? kF4 : kF2);
   if (onednn_winograd_available()) {
     EXPECT_EQ(parse_conv_algorithm("winograd-f4x4"), kF4);
-    auto x16 = at::randn({2, 32, 16, 16}), w32 = at::randn({32, 32, 3, 3});
-    EXPECT_TRUE(winograd_applies(x16, w32));  // 32 channels: below F(2x2, 3x3)'s floor, not F(4x4, 3x3)'s
-    EXPECT_FALSE(winograd_applies(x16.narrow(2, 0, 8).narrow(3, 0, 8), w32));  // 8x8: below 16x16
-    EXPECT_FALSE(winograd_applies(x16.narrow(1, 0, 3), w32.narrow(1, 0, 3)));  // the 3-channel input layer
-    EXPECT_FALSE(winograd_applies(x16.to(at::kDouble), w32.to(at::kDouble)));
+    auto x = at::randn({16, 32, 32, 32}), w32 = at::randn({32, 32, 3, 3});
+    EXPECT_TRUE(winograd_applies(x, w32));  // 32 channels: below F(2x2, 3x3)'s floor, not F(4x4, 3x3)'s
+    EXPECT_FALSE(winograd_applies(x.narrow(0, 0, 4), w32));  // a quarter of the work: below the work floor
+    EXPECT_FALSE(winograd_applies(x.narrow(1, 0, 3), w32.narrow(1, 0, 3)));  // the 3-channel input layer
+    EXPECT_FALSE(winograd_applies(x.to(at::kDouble), w32.to(at::kDouble)));
+    set_conv_algorithm(ConvAlgorithm::Winograd, {128, 16, 0});  // no work floor
+    EXPECT_TRUE(winograd_applies(x.narrow(0, 0, 4), w32));
+    EXPECT_FALSE(winograd_applies(x.narrow(2, 0, 8).narrow(3, 0, 8), w32));  // 8x8: below 16x16
   } else {
     expect_error([] { parse_conv_algorithm("winograd-f4x4"); }, {"--conv", "winograd-f4x4", "hint: --conv winograd-f2x2"});
   }
@@ -164,11 +167,11 @@ TEST(WinogradConv, F4x4IsFloat32Accurate) {
   EXPECT_GE(covered, 3);  // odd and non-square sizes too, not just the easy ones
 }
 
-// The golden networks are small (16-64 channels, 8-16 px): with the floors lowered to 1, every 3x3 layer of theirs
+// The golden networks are small (16-64 channels, 8-16 px): with the floors lowered, every 3x3 layer of theirs
 // that a kernel takes (encoder, decoder, attention blocks, resampling paths) runs through Winograd, and the
 // outputs still match the official float32 run to the golden tests' tolerance.
 void expect_golden_networks_match(ConvAlgorithm kernel) {
-  set_conv_algorithm(kernel, 1, 1);
+  set_conv_algorithm(kernel, {1, 1, 0});
   for (const char* name : {"ddpmpp_uncond", "ddpmpp_cond", "ncsnpp_uncond", "adm_cond"}) {
     SCOPED_TRACE(name);
     auto io = load_golden(std::string(name) + "_io_f32.safetensors");

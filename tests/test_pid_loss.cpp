@@ -63,7 +63,7 @@ std::string conv_suffix(ConvAlgorithm conv) {
 // A Winograd kernel for every layer it can take of the small golden networks (their 16-64 channels and 8-16 px
 // are below the default floors).
 struct WinogradEverywhere {
-  explicit WinogradEverywhere(ConvAlgorithm conv) { set_conv_algorithm(conv, 1, 1); }
+  explicit WinogradEverywhere(ConvAlgorithm conv) { set_conv_algorithm(conv, {1, 1, 0}); }
   ~WinogradEverywhere() { set_conv_algorithm(ConvAlgorithm::Direct); }
 };
 // gtest prints a parameter in the test list, and CTest copies that into every test's name: keep it short.

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,17 @@ namespace pidistill {
 namespace {
 std::atomic<int> chosen_algorithm{int(ConvAlgorithm::Direct)};
 
-// Default: below this many input or output channels the transforms cost more than the products save (bench_conv: the
-// 32- and 64-channel layers of the bundled teacher run 0.6-0.9x of direct, the 128- and 256-channel ones of
-// CIFAR-10's DDPM++ 1.2-1.5x).
-std::atomic<int64_t> min_channels{128};
-// F(4x4, 3x3) (oneDNN, AVX-512 Xeon, 1 thread, batch 4-16): 1.35-1.75x direct at 16x16 and 32x32 for 32-512
-// channels, 0.63x at 8x8 and 0.7x for the 3-channel input layer.
-std::atomic<int64_t> min_size{16};
+// Defaults (WinogradFloors): F(2x2, 3x3) below 128 channels: the 32- and 64-channel layers of the bundled teacher
+// ran 0.6-0.9x of direct, the 128- and 256-channel ones of CIFAR-10's DDPM++ 1.2-1.5x (AMD EPYC). F(4x4, 3x3)
+// (oneDNN, Xeon, bench_conv): 1.1-2.2x direct from 16x16 and ~2^24 N*C*K*H*W up (16 x 32 -> 32 at 32x32; every
+// CIFAR-10 layer at 16x16 or 32x32), but 0.63x at 8x8, 0.5-0.9x for small batches of small layers
+// (4 x 32 -> 32 at 32x32, batch 1 of the bundled teacher) and 0.7x for the 3-channel input layer.
+std::mutex floors_mutex;
+WinogradFloors floors;
+WinogradFloors current_floors() {
+  std::lock_guard<std::mutex> lock(floors_mutex);
+  return floors;
+}
 constexpr int64_t kF4MinChannels = 16;
 
 // The output tiles (2x2 each) of all images, in rows of tw tiles: row r = n * th + i holds tiles (n, i, 0..tw-1).
@@ -288,10 +293,10 @@ struct WinogradConv3x3 : torch::autograd::Function<WinogradConv3x3> {
 };
 }  // namespace
 
-void set_conv_algorithm(ConvAlgorithm algorithm, int64_t min_channels_for_f2x2, int64_t min_size_for_f4x4) {
+void set_conv_algorithm(ConvAlgorithm algorithm, WinogradFloors new_floors) {
+  std::lock_guard<std::mutex> lock(floors_mutex);
   chosen_algorithm = int(algorithm);
-  min_channels = std::max<int64_t>(1, min_channels_for_f2x2);
-  min_size = std::max<int64_t>(1, min_size_for_f4x4);
+  floors = new_floors;
 }
 ConvAlgorithm conv_algorithm() { return ConvAlgorithm(chosen_algorithm.load()); }
 
@@ -324,10 +329,12 @@ bool winograd_supports(const at::Tensor& x, const at::Tensor& w) {
 
 bool kernel_applies(ConvAlgorithm kernel, const at::Tensor& x, const at::Tensor& w) {
   if (!winograd_supports(x, w)) return false;
-  if (kernel == ConvAlgorithm::WinogradF2x2) return w.size(0) >= min_channels && w.size(1) >= min_channels;
+  const WinogradFloors f = current_floors();
+  const int64_t N = x.size(0), C = x.size(1), K = w.size(0), H = x.size(2), W = x.size(3);
+  if (kernel == ConvAlgorithm::WinogradF2x2) return K >= f.f2x2_channels && C >= f.f2x2_channels;
   if (kernel != ConvAlgorithm::WinogradF4x4) return false;
-  return w.size(0) >= kF4MinChannels && w.size(1) >= kF4MinChannels && x.size(2) >= min_size &&
-         x.size(3) >= min_size && onednn_winograd_supports(x.size(0), x.size(1), w.size(0), x.size(2), x.size(3));
+  return K >= kF4MinChannels && C >= kF4MinChannels && H >= f.f4x4_size && W >= f.f4x4_size &&
+         N * C * K * H * W >= f.f4x4_work && onednn_winograd_supports(N, C, K, H, W);
 }
 }  // namespace
 

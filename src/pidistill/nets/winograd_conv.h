@@ -10,11 +10,16 @@ namespace pidistill {
 // Winograd = WinogradF4x4 where this CPU and build have it (onednn_winograd_available), else WinogradF2x2.
 enum class ConvAlgorithm { Direct, Winograd, WinogradF2x2, WinogradF4x4 };
 
+// Where a Winograd kernel takes a layer; below these floors each loses to direct convolution (docs/PERFORMANCE.md).
+struct WinogradFloors {
+  int64_t f2x2_channels = 128;    // F(2x2, 3x3): input and output channels
+  int64_t f4x4_size = 16;         // F(4x4, 3x3): image height and width (and 16+ channels)
+  int64_t f4x4_work = 1 << 23;    // F(4x4, 3x3): N * C * K * H * W, i.e. ~150 MFLOP of direct convolution
+};
+
 // Process-wide choice for the 3x3 convolutions of every network (all threads, all workers). Direct = LibTorch's
-// at::conv2d (the default: the golden tests' numbers); the others = winograd_conv3x3 where it applies: F(2x2, 3x3)
-// for layers with at least min_channels input and output channels, F(4x4, 3x3) for layers of at least 16 channels
-// and images of at least min_size x min_size (below these each loses to direct convolution, docs/PERFORMANCE.md).
-void set_conv_algorithm(ConvAlgorithm algorithm, int64_t min_channels = 128, int64_t min_size = 16);
+// at::conv2d (the default: the golden tests' numbers); the others = winograd_conv3x3 where it applies (floors).
+void set_conv_algorithm(ConvAlgorithm algorithm, WinogradFloors floors = {});
 ConvAlgorithm conv_algorithm();
 // "direct" | "winograd" | "winograd-f2x2" | "winograd-f4x4"; else, or for F(4x4, 3x3) where this CPU or build
 // lacks it, a one-line error.
