@@ -9,9 +9,11 @@
 
 #include <array>
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 #endif
 
 namespace pidistill {
@@ -100,42 +102,41 @@ void reorder(const memory& from, const memory& to, dnnl::stream& stream) {
   execute(dnnl::reorder(pd), pd.scratchpad_desc(), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, stream);
 }
 
-// A oneDNN memory over `plain` (a contiguous tensor laid out as plain_desc), reordered into `wanted` when the
-// primitive wants another layout. `keep` holds the buffer.
-memory as_layout(const at::Tensor& plain, const memory::desc& plain_desc, const memory::desc& wanted,
-                 dnnl::stream& stream, at::Tensor& keep) {
-  auto& engine = cpu_engine();
-  memory source(plain_desc, engine, plain.data_ptr<float>());
-  if (wanted == plain_desc) return source;
-  keep = buffer_for(wanted);
-  memory target(wanted, engine, keep.data_ptr<float>());
-  reorder(source, target, stream);
-  return target;
-}
+// One call's oneDNN work: its stream, and the tensors its memories point into (kept alive until it has waited).
+struct Call {
+  dnnl::stream stream{cpu_engine()};
+  std::vector<at::Tensor> buffers;
 
-// Runs `primitive` (of descriptor pd) on two plain inputs and returns its output as a plain tensor.
-template <class PrimitiveDesc, class Primitive>
-at::Tensor run(const PrimitiveDesc& pd, int arg_a, const at::Tensor& a, const memory::desc& a_plain,
-               const memory::desc& a_wanted, int arg_b, const at::Tensor& b, const memory::desc& b_plain,
-               const memory::desc& b_wanted, int arg_out, const memory::desc& out_plain, const memory::desc& out_wanted,
-               at::IntArrayRef out_sizes) {
-  auto& engine = cpu_engine();
-  dnnl::stream stream(engine);
-  const at::Tensor ac = a.contiguous(), bc = b.contiguous();
-  at::Tensor keep_a, keep_b;
-  memory ma = as_layout(ac, a_plain, a_wanted, stream, keep_a);
-  memory mb = as_layout(bc, b_plain, b_wanted, stream, keep_b);
-  auto out = at::empty(out_sizes, at::kFloat);
-  at::Tensor out_buffer = out_wanted == out_plain ? out : buffer_for(out_wanted);
-  memory mo(out_wanted, engine, out_buffer.data_ptr<float>());
-  execute(Primitive(pd), pd.scratchpad_desc(), {{arg_a, ma}, {arg_b, mb}, {arg_out, mo}}, stream);
-  if (!(out_wanted == out_plain)) reorder(mo, memory(out_plain, engine, out.data_ptr<float>()), stream);
-  stream.wait();
-  return out;
-}
+  // A oneDNN memory over tensor t (laid out as plain_desc once contiguous), reordered into `wanted` when the
+  // primitive wants another layout.
+  memory input(const at::Tensor& t, const memory::desc& plain_desc, const memory::desc& wanted) {
+    buffers.push_back(t.contiguous());
+    memory plain(plain_desc, cpu_engine(), buffers.back().data_ptr<float>());
+    if (wanted == plain_desc) return plain;
+    buffers.push_back(buffer_for(wanted));
+    memory target(wanted, cpu_engine(), buffers.back().data_ptr<float>());
+    reorder(plain, target, stream);
+    return target;
+  }
 
-std::shared_ptr<const WinogradLayer> checked_layer(const at::Tensor& x, int64_t K) {
-  auto l = layer({x.size(0), x.size(1), K, x.size(2), x.size(3)});
+  // Runs p on `inputs`, its output `out_arg` in layout `wanted`, and returns that output as a plain tensor.
+  template <class Primitive, class PrimitiveDesc>
+  at::Tensor output(const PrimitiveDesc& pd, std::unordered_map<int, memory> inputs, int out_arg,
+                    const memory::desc& wanted, const memory::desc& plain_desc, at::IntArrayRef sizes) {
+    auto out = at::empty(sizes, at::kFloat);
+    const bool plain = wanted == plain_desc;
+    at::Tensor buffer = plain ? out : buffer_for(wanted);
+    memory produced(wanted, cpu_engine(), buffer.data_ptr<float>());
+    inputs.emplace(out_arg, produced);
+    execute(Primitive(pd), pd.scratchpad_desc(), std::move(inputs), stream);
+    if (!plain) reorder(produced, memory(plain_desc, cpu_engine(), out.data_ptr<float>()), stream);
+    stream.wait();
+    return out;
+  }
+};
+
+std::shared_ptr<const WinogradLayer> checked_layer(const Shape& s) {
+  auto l = layer(s);
   if (!l) fail("", "oneDNN has no Winograd convolution for this shape or CPU (check onednn_winograd_supports first)");
   return l;
 }
@@ -152,29 +153,41 @@ bool onednn_winograd_supports(int64_t N, int64_t C, int64_t K, int64_t H, int64_
 }
 
 at::Tensor onednn_winograd_forward(const at::Tensor& x, const at::Tensor& w) {
-  auto l = checked_layer(x, w.size(0));
+  const int64_t N = x.size(0), C = x.size(1), K = w.size(0), H = x.size(2), W = x.size(3);
+  auto l = checked_layer({N, C, K, H, W});
   const auto& pd = l->forward;
-  return run<dnnl::convolution_forward::primitive_desc, dnnl::convolution_forward>(
-      pd, DNNL_ARG_SRC, x, l->x_plain, pd.src_desc(), DNNL_ARG_WEIGHTS, w, l->w_plain, pd.weights_desc(), DNNL_ARG_DST,
-      l->y_plain, pd.dst_desc(), {x.size(0), w.size(0), x.size(2), x.size(3)});
+  Call call;
+  memory x_in = call.input(x, l->x_plain, pd.src_desc()), w_in = call.input(w, l->w_plain, pd.weights_desc());
+  return call.output<dnnl::convolution_forward>(pd, {{DNNL_ARG_SRC, x_in}, {DNNL_ARG_WEIGHTS, w_in}}, DNNL_ARG_DST,
+                                                pd.dst_desc(), l->y_plain, {N, K, H, W});
 }
 
-at::Tensor onednn_winograd_input_gradient(const at::Tensor& gy, const at::Tensor& w) {
-  // The layer is keyed by the forward's shape: input channels w.size(1), output channels w.size(0).
-  auto l = layer({gy.size(0), w.size(1), w.size(0), gy.size(2), gy.size(3)});
-  if (!l) fail("", "oneDNN has no Winograd convolution for this shape or CPU");
-  const auto& pd = l->input_gradient;
-  return run<dnnl::convolution_backward_data::primitive_desc, dnnl::convolution_backward_data>(
-      pd, DNNL_ARG_DIFF_DST, gy, l->y_plain, pd.diff_dst_desc(), DNNL_ARG_WEIGHTS, w, l->w_plain, pd.weights_desc(),
-      DNNL_ARG_DIFF_SRC, l->x_plain, pd.diff_src_desc(), {gy.size(0), w.size(1), gy.size(2), gy.size(3)});
-}
-
-at::Tensor onednn_winograd_weight_gradient(const at::Tensor& x, const at::Tensor& gy) {
-  auto l = checked_layer(x, gy.size(1));
-  const auto& pd = l->weight_gradient;
-  return run<dnnl::convolution_backward_weights::primitive_desc, dnnl::convolution_backward_weights>(
-      pd, DNNL_ARG_SRC, x, l->x_plain, pd.src_desc(), DNNL_ARG_DIFF_DST, gy, l->y_plain, pd.diff_dst_desc(),
-      DNNL_ARG_DIFF_WEIGHTS, l->w_plain, pd.diff_weights_desc(), {gy.size(1), x.size(1), 3, 3});
+OneDnnGradients onednn_winograd_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gy,
+                                         bool input_gradient, bool weight_gradient) {
+  const int64_t N = x.size(0), C = x.size(1), K = w.size(0), H = x.size(2), W = x.size(3);
+  auto l = checked_layer({N, C, K, H, W});
+  const auto& data = l->input_gradient;
+  const auto& weights = l->weight_gradient;
+  Call call;
+  OneDnnGradients out;
+  memory gy_data;
+  if (input_gradient) {
+    gy_data = call.input(gy, l->y_plain, data.diff_dst_desc());
+    memory w_data = call.input(w, l->w_plain, data.weights_desc());
+    using BackwardData = dnnl::convolution_backward_data;
+    out.x = call.output<BackwardData>(data, {{DNNL_ARG_DIFF_DST, gy_data}, {DNNL_ARG_WEIGHTS, w_data}},
+                                      DNNL_ARG_DIFF_SRC, data.diff_src_desc(), l->x_plain, {N, C, H, W});
+  }
+  if (weight_gradient) {
+    // dL/dy is reordered once where both gradients want it in the same layout.
+    const bool reuse = input_gradient && weights.diff_dst_desc() == data.diff_dst_desc();
+    memory gy_weights = reuse ? gy_data : call.input(gy, l->y_plain, weights.diff_dst_desc());
+    memory x_weights = call.input(x, l->x_plain, weights.src_desc());
+    using BackwardWeights = dnnl::convolution_backward_weights;
+    out.w = call.output<BackwardWeights>(weights, {{DNNL_ARG_SRC, x_weights}, {DNNL_ARG_DIFF_DST, gy_weights}},
+                                         DNNL_ARG_DIFF_WEIGHTS, weights.diff_weights_desc(), l->w_plain, {K, C, 3, 3});
+  }
+  return out;
 }
 
 #else  // built without oneDNN's headers (libdnnl-dev): no F(4x4, 3x3) kernel
@@ -185,8 +198,9 @@ namespace {
 [[noreturn]] void unavailable() { fail("", "this build has no oneDNN Winograd kernel (built without libdnnl-dev)"); }
 }  // namespace
 at::Tensor onednn_winograd_forward(const at::Tensor&, const at::Tensor&) { unavailable(); }
-at::Tensor onednn_winograd_input_gradient(const at::Tensor&, const at::Tensor&) { unavailable(); }
-at::Tensor onednn_winograd_weight_gradient(const at::Tensor&, const at::Tensor&) { unavailable(); }
+OneDnnGradients onednn_winograd_backward(const at::Tensor&, const at::Tensor&, const at::Tensor&, bool, bool) {
+  unavailable();
+}
 
 #endif
 

@@ -12,10 +12,15 @@ bool onednn_winograd_available();
 // counts that are multiples of its vector width, among others). The answer is kept per shape.
 bool onednn_winograd_supports(int64_t N, int64_t C, int64_t K, int64_t H, int64_t W);
 
-// conv2d(x, w, stride 1, padding 1) without bias and its two gradients, for contiguous CPU float32 tensors of a
-// shape onednn_winograd_supports. dL/dx from dL/dy and w; dL/dw from x and dL/dy.
+// conv2d(x, w, stride 1, padding 1) without bias, for CPU float32 tensors of a shape onednn_winograd_supports.
 at::Tensor onednn_winograd_forward(const at::Tensor& x, const at::Tensor& w);
-at::Tensor onednn_winograd_input_gradient(const at::Tensor& gy, const at::Tensor& w);
-at::Tensor onednn_winograd_weight_gradient(const at::Tensor& x, const at::Tensor& gy);
+
+// Its gradients from dL/dy: dL/dx where input_gradient, dL/dw where weight_gradient (else undefined). One call, so
+// dL/dy is brought into oneDNN's layout once for both.
+struct OneDnnGradients {
+  at::Tensor x, w;
+};
+OneDnnGradients onednn_winograd_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gy,
+                                         bool input_gradient, bool weight_gradient);
 
 }  // namespace pidistill

@@ -279,15 +279,16 @@ struct WinogradConv3x3 : torch::autograd::Function<WinogradConv3x3> {
     const auto& x = saved[0];
     const auto& w = saved[1];
     auto gy = grads[0].contiguous();
-    const bool f4 = ConvAlgorithm(ctx->saved_data["kernel"].toInt()) == ConvAlgorithm::WinogradF4x4;
-    at::Tensor gx, gw;
-    if (ctx->needs_input_grad(0)) {
-      // Padding 1 keeps the size, so dL/dx is the same convolution of dL/dy with the filters turned by 180 degrees
-      // and input and output channels swapped.
-      gx = f4 ? onednn_winograd_input_gradient(gy, w)
-              : winograd_forward(gy, filter_transform(w.flip({2, 3}).transpose(0, 1)));
+    const bool want_gx = ctx->needs_input_grad(0), want_gw = ctx->needs_input_grad(1);
+    if (ConvAlgorithm(ctx->saved_data["kernel"].toInt()) == ConvAlgorithm::WinogradF4x4) {
+      auto g = onednn_winograd_backward(x, w, gy, want_gx, want_gw);
+      return {g.x, g.w, at::Tensor()};
     }
-    if (ctx->needs_input_grad(1)) gw = f4 ? onednn_winograd_weight_gradient(x, gy) : winograd_weight_gradient(x, gy);
+    at::Tensor gx, gw;
+    // Padding 1 keeps the size, so dL/dx is the same convolution of dL/dy with the filters turned by 180 degrees
+    // and input and output channels swapped.
+    if (want_gx) gx = winograd_forward(gy, filter_transform(w.flip({2, 3}).transpose(0, 1)));
+    if (want_gw) gw = winograd_weight_gradient(x, gy);
     return {gx, gw, at::Tensor()};
   }
 };
